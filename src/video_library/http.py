@@ -1,0 +1,63 @@
+"""What every HTTP handler shares: JSON answers and the one place where errors become answers."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from video_library.errors import VideoLibraryError
+from video_library.observability import logger
+
+
+def json_response(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload v2) answer, for the few answers given before a resolver runs."""
+    return {
+        "statusCode": int(status),
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **details}}
+
+
+def _validation_answer(exc: RequestValidationError, status: HTTPStatus) -> Response[dict[str, Any]]:
+    problems = exc.errors()
+    if any(problem.get("type") == "json_invalid" for problem in problems):
+        return Response(
+            status_code=HTTPStatus.BAD_REQUEST,
+            content_type=content_types.APPLICATION_JSON,
+            body=error_body("invalid_json", "the request body is not valid JSON"),
+        )
+    # Where and what, never the offending input: it may hold secrets (the webhook body echoes one).
+    fields = [
+        {"loc": [str(part) for part in problem.get("loc", ())], "type": problem.get("type"), "msg": problem.get("msg")}
+        for problem in problems
+    ]
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=error_body("invalid_request", "the request does not have the expected shape", fields=fields),
+    )
+
+
+def register_error_handlers(
+    app: APIGatewayHttpResolver, *, validation_status: HTTPStatus = HTTPStatus.UNPROCESSABLE_ENTITY
+) -> None:
+    """Map domain and validation errors to JSON answers, once per resolver."""
+
+    @app.exception_handler(VideoLibraryError)
+    def _domain_error(exc: VideoLibraryError) -> Response[dict[str, Any]]:
+        log = logger.warning if exc.status < HTTPStatus.INTERNAL_SERVER_ERROR else logger.error
+        log("request refused", extra={"error_code": exc.code, "status": int(exc.status)})
+        return Response(status_code=exc.status, content_type=content_types.APPLICATION_JSON, body=exc.to_body())
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid_request(exc: RequestValidationError) -> Response[dict[str, Any]]:
+        return _validation_answer(exc, validation_status)

@@ -1,0 +1,59 @@
+"""The Cloudflare R2 client: boto3's S3 client pointed at R2, configured the way R2 needs.
+
+- region ``auto`` (R2 has no regions; the S3 signature still needs one);
+- checksums only when an operation requires them: boto3 >= 1.36 otherwise sends aws-chunked uploads with a
+  CRC32 trailer, which R2 has rejected;
+- path-style addressing, which R2 and every local S3 stand-in accept.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+from video_library.errors import ServiceNotConfigured
+from video_library.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+R2_REGION = "auto"
+
+
+def r2_config(max_pool_connections: int = 16) -> Config:
+    return Config(
+        region_name=R2_REGION,
+        signature_version="s3v4",
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        s3={"addressing_style": "path"},
+        retries={"mode": "standard", "max_attempts": 4},
+        connect_timeout=5,
+        read_timeout=60,
+        max_pool_connections=max_pool_connections,
+    )
+
+
+def make_r2_client(settings: Settings) -> S3Client:
+    if not (settings.r2_endpoint_url and settings.r2_access_key_id and settings.r2_secret_access_key):
+        raise ServiceNotConfigured("R2 is not configured (R2_ENDPOINT_URL and R2 keys are required)")
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.r2_endpoint_url,
+        aws_access_key_id=settings.r2_access_key_id.get_secret_value(),
+        aws_secret_access_key=settings.r2_secret_access_key.get_secret_value(),
+        config=r2_config(),
+    )
+
+
+@lru_cache(maxsize=1)
+def _client_for(settings: Settings) -> S3Client:
+    return make_r2_client(settings)
+
+
+def r2_client() -> S3Client:
+    """The process's R2 client, made on first use and reused across warm invocations."""
+    return _client_for(get_settings())

@@ -1,0 +1,23 @@
+"""The status machine: forward only, terminal states final."""
+
+from __future__ import annotations
+
+import pytest
+
+from video_library.status import VideoStatus
+
+
+def test_predecessors_are_strictly_earlier() -> None:
+    assert VideoStatus.PENDING.predecessors() == ()
+    assert VideoStatus.PROCESSING.predecessors() == (VideoStatus.PENDING,)
+    assert set(VideoStatus.COMPLETED.predecessors()) == {VideoStatus.PENDING, VideoStatus.PROCESSING}
+    assert set(VideoStatus.FAILED.predecessors()) == {VideoStatus.PENDING, VideoStatus.PROCESSING}
+
+
+def test_terminal_statuses() -> None:
+    assert [s for s in VideoStatus if s.is_terminal] == [VideoStatus.COMPLETED, VideoStatus.FAILED]
+
+
+def test_unknown_provider_status_is_an_error() -> None:
+    with pytest.raises(ValueError, match="unknown task status"):
+        VideoStatus.from_provider("exploded")
