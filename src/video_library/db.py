@@ -17,9 +17,9 @@ from typing import Any
 
 from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import DeleteError, PutError, UpdateError
 from pynamodb.expressions.update import Action
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
 from video_library.models import NewVideo, TaskProgress
@@ -79,11 +79,14 @@ class ByUserCampaignIndex(GlobalSecondaryIndex["VideoRecord"]):
 
 
 class UnsavedByAgeIndex(GlobalSecondaryIndex["VideoRecord"]):
-    """Sparse: only records never saved carry ``purge_shard``, so the purge reads only what it may delete."""
+    """Sparse: only records never saved carry ``purge_shard``, so the purge reads only what it may delete.
+
+    ``campaign_id`` is projected so the purge can find the object key of a save that crashed half-way.
+    """
 
     class Meta:
         index_name = "unsaved_by_age"
-        projection = KeysOnlyProjection()
+        projection = IncludeProjection(["campaign_id"])
 
     purge_shard = UnicodeAttribute(hash_key=True)
     created_at = UTCDateTimeAttribute(range_key=True)
@@ -130,6 +133,10 @@ class VideoRecord(Model):
     size_bytes = NumberAttribute(null=True)
     sha256 = UnicodeAttribute(null=True)
     saved_at = UTCDateTimeAttribute(null=True)
+    # A save in progress holds a lease: one transfer per video, and the purge keeps a record being saved.
+    save_lease_id = UnicodeAttribute(null=True)
+    save_lease_expires_at = UTCDateTimeAttribute(null=True)
+    save_error = UnicodeAttribute(null=True)  # why the last save failed; cleared by a successful save
 
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
@@ -277,6 +284,43 @@ def _classify(current: VideoRecord | None, progress: TaskProgress) -> ProgressOu
     if current.video_status is progress.status:
         return ProgressOutcome.DUPLICATE
     return ProgressOutcome.STALE
+
+
+def expired_unsaved(
+    shard: str, cutoff: datetime, *, page_size: int, start_after: dict[str, Any] | None = None
+) -> tuple[list[VideoRecord], dict[str, Any] | None]:
+    """One page of a purge shard: unsaved records created strictly before ``cutoff``, oldest first.
+
+    Returns the page (keys, ``created_at`` and ``campaign_id`` only) and where the next page starts (None
+    at the end). The index is sparse, so the work is proportional to what is expired, not to the table.
+    """
+    table = bind()
+    results = table.unsaved_by_age.query(
+        shard,
+        range_key_condition=table.created_at < cutoff,
+        limit=page_size,
+        page_size=page_size,
+        last_evaluated_key=start_after,
+    )
+    page = list(results)
+    return page, results.last_evaluated_key
+
+
+def delete_if_unsaved(video_id: str, now: datetime) -> bool:
+    """Delete a record only if it is still unsaved and no live save holds it; False if it was kept."""
+    table = bind()
+    condition = (
+        table.purge_shard.exists()
+        & (table.saved_to_r2 == False)  # noqa: E712 (a PynamoDB condition, not a comparison)
+        & (table.save_lease_expires_at.does_not_exist() | (table.save_lease_expires_at < now))
+    )
+    try:
+        table(video_id).delete(condition=condition)
+    except DeleteError as exc:
+        if exc.cause_response_code == CONDITION_FAILED:
+            return False
+        raise
+    return True
 
 
 def record_as_dict(record: VideoRecord) -> dict[str, Any]:

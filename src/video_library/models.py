@@ -9,11 +9,15 @@ from pydantic import BaseModel, Field
 from video_library.status import VideoStatus
 
 
+CAMPAIGN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
 class NewVideo(BaseModel):
     """A video record as it is first stored, when its generation is requested."""
 
     user_id: str = Field(min_length=1)
-    campaign_id: str = Field(min_length=1)
+    # Part of the object key in R2 (campaigns/{campaign_id}/...): no slashes or dots, ever.
+    campaign_id: str = Field(pattern=CAMPAIGN_ID_PATTERN)
     prompt: str
     model: str | None = None
     provider: str | None = None

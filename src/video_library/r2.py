@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 R2_REGION = "auto"
 
 
+def video_object_key(campaign_id: str, video_id: str) -> str:
+    """Where a saved video lives in the bucket. Deterministic, so a retried save overwrites, never duplicates."""
+    return f"campaigns/{campaign_id}/videos/{video_id}.mp4"
+
+
 def r2_config(max_pool_connections: int = 16) -> Config:
     return Config(
         region_name=R2_REGION,
