@@ -8,7 +8,6 @@ from pydantic import BaseModel, Field
 
 from video_library.status import VideoStatus
 
-
 CAMPAIGN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 
