@@ -22,6 +22,8 @@ from video_library.models import NewVideo
 from video_library.observability import logger
 from video_library.settings import get_settings
 
+pytest_plugins = ["tests.save_support"]
+
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 WEBHOOK_SECRET = "s3cr3t-from-config"  # the value the samples in events/ carry

@@ -27,6 +27,8 @@ from video_library.settings import Settings, get_settings
 from video_library.status import VideoStatus
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
+# What DynamoDB answers when it throttles a request (capacity, partition or account limits).
+THROTTLING_ERRORS = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
 
 # The purge index's partition key is spread over a few values so that no single index partition takes
 # every new video's write; the purge queries each shard. Changing this number re-shards existing records
@@ -286,6 +288,85 @@ def _classify(current: VideoRecord | None, progress: TaskProgress) -> ProgressOu
     return ProgressOutcome.STALE
 
 
+def claim_save_lease(video_id: str, user_id: str, lease_id: str, expires_at: datetime, now: datetime) -> bool:
+    """Take the right to save a video: one writer at a time. False when the record is not the caller's,
+    not completed, already saved, or held by a save whose lease has not expired."""
+    table = bind()
+    condition = (
+        (table.user_id == user_id)
+        & (table.status == VideoStatus.COMPLETED.value)
+        & (table.saved_to_r2 == False)  # noqa: E712 (a PynamoDB condition, not a comparison)
+        & (table.save_lease_expires_at.does_not_exist() | (table.save_lease_expires_at < now))
+    )
+    actions: list[Action] = [table.save_lease_id.set(lease_id), table.save_lease_expires_at.set(expires_at)]
+    try:
+        table(video_id).update(actions=actions, condition=condition)
+    except UpdateError as exc:
+        if exc.cause_response_code == CONDITION_FAILED:
+            return False
+        raise
+    return True
+
+
+class LeaseLost(Exception):
+    """The save's lease expired and was taken over (or the record vanished) before the save finished."""
+
+
+def record_saved(
+    video_id: str, lease_id: str, *, r2_key: str, url: str, size_bytes: int, sha256: str, saved_at: datetime
+) -> VideoRecord:
+    """Point the record at its R2 object and take it out of the purge index, if our lease still holds."""
+    table = bind()
+    record = table(video_id)
+    try:
+        record.update(
+            actions=[
+                table.saved_to_r2.set(True),
+                table.r2_key.set(r2_key),
+                table.size_bytes.set(size_bytes),
+                table.sha256.set(sha256),
+                table.saved_at.set(saved_at),
+                table.video_url.set(url),
+                table.video_raw_url.set(url),
+                table.updated_at.set(saved_at),
+                table.purge_shard.remove(),
+                table.save_lease_id.remove(),
+                table.save_lease_expires_at.remove(),
+                table.save_error.remove(),
+            ],
+            condition=(table.save_lease_id == lease_id) & (table.saved_to_r2 == False),  # noqa: E712
+        )
+    except UpdateError as exc:
+        if exc.cause_response_code == CONDITION_FAILED:
+            raise LeaseLost(video_id) from exc
+        raise
+    return record
+
+
+def release_save_lease(video_id: str, lease_id: str, error: str) -> bool:
+    """Give the lease back after a failed save, recording why; False if the lease was no longer ours."""
+    table = bind()
+    try:
+        table(video_id).update(
+            actions=[
+                table.save_error.set(error),
+                table.updated_at.set(utcnow()),
+                table.save_lease_id.remove(),
+                table.save_lease_expires_at.remove(),
+            ],
+            condition=table.save_lease_id == lease_id,
+        )
+    except UpdateError as exc:
+        if exc.cause_response_code == CONDITION_FAILED:
+            return False
+        raise
+    return True
+
+
+class Throttled(Exception):
+    """DynamoDB kept throttling a request after botocore's own retries: worth trying again a little later."""
+
+
 def expired_unsaved(
     shard: str, cutoff: datetime, *, page_size: int, start_after: dict[str, Any] | None = None
 ) -> tuple[list[VideoRecord], dict[str, Any] | None]:
@@ -307,7 +388,11 @@ def expired_unsaved(
 
 
 def delete_if_unsaved(video_id: str, now: datetime) -> bool:
-    """Delete a record only if it is still unsaved and no live save holds it; False if it was kept."""
+    """Delete a record only if it is still unsaved and no live save holds it; False if it was kept.
+
+    Raises :class:`Throttled` when DynamoDB still throttles the delete after botocore's own retries; any
+    other failure propagates unchanged.
+    """
     table = bind()
     condition = (
         table.purge_shard.exists()
@@ -319,6 +404,8 @@ def delete_if_unsaved(video_id: str, now: datetime) -> bool:
     except DeleteError as exc:
         if exc.cause_response_code == CONDITION_FAILED:
             return False
+        if exc.cause_response_code in THROTTLING_ERRORS:
+            raise Throttled(f"deleting video {video_id} was throttled ({exc.cause_response_code})") from exc
         raise
     return True
 

@@ -44,3 +44,32 @@ class WrongState(VideoLibraryError):
 class ServiceNotConfigured(VideoLibraryError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
     code = "not_configured"
+
+
+class SaveInProgress(VideoLibraryError):
+    status = HTTPStatus.CONFLICT
+    code = "save_in_progress"
+
+
+class SourceNotAllowed(VideoLibraryError):
+    """The video's URL points somewhere we must not fetch from (scheme, host or address)."""
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "source_not_allowed"
+
+
+class SourceTooLarge(VideoLibraryError):
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    code = "source_too_large"
+
+
+class SourceNotVideo(VideoLibraryError):
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    code = "source_not_video"
+
+
+class SourceUnavailable(VideoLibraryError):
+    """The provider's file could not be fetched whole: gone, erroring, too slow, or cut short."""
+
+    status = HTTPStatus.BAD_GATEWAY
+    code = "source_unavailable"

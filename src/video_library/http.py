@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from video_library.errors import VideoLibraryError
+from video_library.errors import Unauthorized, VideoLibraryError
 from video_library.observability import logger
 
 
@@ -47,6 +48,15 @@ def _validation_answer(exc: RequestValidationError, status: HTTPStatus) -> Respo
     )
 
 
+def caller_id(event: Mapping[str, Any]) -> str:
+    """The user API Gateway's JWT authorizer verified (the ``sub`` claim); Unauthorized when there is none."""
+    claims = ((event.get("requestContext") or {}).get("authorizer") or {}).get("jwt", {}).get("claims") or {}
+    subject = claims.get("sub") if isinstance(claims, Mapping) else None
+    if not isinstance(subject, str) or not subject:
+        raise Unauthorized("sign in first: the request carries no verified user")
+    return subject
+
+
 def register_error_handlers(
     app: APIGatewayHttpResolver, *, validation_status: HTTPStatus = HTTPStatus.UNPROCESSABLE_ENTITY
 ) -> None:
@@ -61,3 +71,13 @@ def register_error_handlers(
     @app.exception_handler(RequestValidationError)
     def _invalid_request(exc: RequestValidationError) -> Response[dict[str, Any]]:
         return _validation_answer(exc, validation_status)
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception) -> Response[dict[str, Any]]:
+        # Still JSON, never the details: they are in the log (with the request id), not in the answer.
+        logger.exception("unexpected error")
+        return Response(
+            status_code=HTTPStatus.INTERNAL_SERVER_ERROR,
+            content_type=content_types.APPLICATION_JSON,
+            body=error_body("internal_error", "something went wrong on our side; please try again"),
+        )

@@ -7,6 +7,7 @@ environment; in AWS, ``POWERTOOLS_SERVICE_NAME`` / ``POWERTOOLS_METRICS_NAMESPAC
 from __future__ import annotations
 
 import os
+import warnings
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -17,5 +18,8 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "VideoLibrary")
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
 metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
+
+# Many answers (a 404, a duplicate delivery) rightly emit no metric; Powertools warns on each such flush.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 __all__ = ["MetricUnit", "logger", "metrics", "tracer"]

@@ -62,3 +62,25 @@ def _client_for(settings: Settings) -> S3Client:
 def r2_client() -> S3Client:
     """The process's R2 client, made on first use and reused across warm invocations."""
     return _client_for(get_settings())
+
+
+def stored_object_url(key: str, settings: Settings | None = None) -> str:
+    """The permanent URL recorded for a saved object: public when the bucket has a public domain, else the
+    object's address on the S3 endpoint (not readable without a signature; the API presigns it on read).
+    Nothing that expires is ever stored.
+    """
+    settings = settings or get_settings()
+    if settings.r2_public_base_url:
+        return f"{settings.r2_public_base_url.rstrip('/')}/{key}"
+    endpoint = (settings.r2_endpoint_url or "").rstrip("/")
+    return f"{endpoint}/{settings.r2_bucket}/{key}"
+
+
+def playable_url(key: str, settings: Settings | None = None) -> str:
+    """A URL a browser can play now: the public one, or a presigned GET (signing needs no network)."""
+    settings = settings or get_settings()
+    if settings.r2_public_base_url:
+        return stored_object_url(key, settings)
+    return r2_client().generate_presigned_url(
+        "get_object", Params={"Bucket": settings.r2_bucket, "Key": key}, ExpiresIn=settings.r2_presign_expires_s
+    )

@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     allowed_source_hosts: HostList = PIAPI_CONTENT_HOSTS
     # Hosts that may be fetched over plain http and at loopback addresses: local development only.
     dev_insecure_source_hosts: HostList = ()
-    max_video_bytes: int = Field(default=2 * GIB, gt=0)
+    # At most 5 GiB: the object's metadata is finalised with one in-place CopyObject, which S3 and R2 cap there.
+    max_video_bytes: int = Field(default=2 * GIB, gt=0, le=5 * GIB)
 
     # Purge
     purge_after_days: int = Field(default=30, ge=1)

@@ -1,0 +1,123 @@
+"""moto in server mode: DynamoDB and S3 (standing in for R2) over real HTTP, or HTTPS, on loopback.
+
+Records every request it serves (method, path, query, headers), so tests can count what reached the
+"bucket" — completed uploads, aborted ones — and check the wire format (no aws-chunked bodies).
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class _QuietHandler(MotoRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+
+
+class LocalAws:
+    """``with LocalAws() as aws: aws.url`` — a moto server on 127.0.0.1 and a free port."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, tls: tuple[str, str] | None = None) -> None:
+        self._host, self._port, self._tls = host, port, tls
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self.requests: list[RecordedRequest] = []
+        self._lock = threading.Lock()
+
+    def _recording(self, app: WSGIApp) -> WSGIApp:
+        def record(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            headers = {k[5:].replace("_", "-").lower(): str(v) for k, v in environ.items() if k.startswith("HTTP_")}
+            if environ.get("CONTENT_TYPE"):
+                headers["content-type"] = environ["CONTENT_TYPE"]
+            if environ.get("CONTENT_LENGTH"):
+                headers["content-length"] = environ["CONTENT_LENGTH"]
+            if not environ.get("PATH_INFO", "").startswith("/moto-api"):
+                with self._lock:
+                    self.requests.append(
+                        RecordedRequest(
+                            environ["REQUEST_METHOD"],
+                            environ.get("PATH_INFO", ""),
+                            environ.get("QUERY_STRING", ""),
+                            headers,
+                        )
+                    )
+            return app(environ, start_response)
+
+        return record
+
+    def start(self) -> LocalAws:
+        app = self._recording(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            self._host, self._port, app, threaded=True, request_handler=_QuietHandler, ssl_context=self._tls
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="local-aws", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> LocalAws:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "start() first"
+        return int(self._server.server_port)
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self._tls else "http"
+        host = "localhost" if self._tls else self._host  # the test certificate names localhost
+        return f"{scheme}://{host}:{self.port}"
+
+    def reset(self) -> None:
+        """Forget every table, bucket and recorded request."""
+        verify: Any = ssl.create_default_context(cafile=self._tls[0]) if self._tls else True
+        httpx.post(f"{self.url}/moto-api/reset", verify=verify).raise_for_status()
+        with self._lock:
+            self.requests.clear()
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        """A boto3 client for this server in us-east-1 (for setting up buckets and tables)."""
+        import boto3
+
+        verify: Any = self._tls[0] if self._tls else None
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 (moto accepts any key)
+            verify=verify,
+            **kwargs,
+        )
+
+    def requests_matching(self, method: str, *, query_has: str = "", path_has: str = "") -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.method == method and query_has in r.query and path_has in r.path]
