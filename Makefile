@@ -13,10 +13,10 @@ LAMBDA_PYTHON ?= 3.12
 LAMBDA_PLATFORM ?= aarch64-manylinux2014
 PYTEST_ARGS ?=
 
-.PHONY: help venv lint test events infra layer lock clean
+.PHONY: help venv lint test events infra bench bench-save bench-purge layer lock clean
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-8s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
 
 $(SYNCED): uv.lock pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check 'uv>=0.5'
@@ -39,6 +39,16 @@ events: venv ## Regenerate events/ from the PiAPI samples in ../shared/piapi
 
 infra: venv ## Regenerate infra/videos-table.json from the PynamoDB model
 	$(BIN)/python -m devtools.infra
+
+bench: bench-save bench-purge ## Run every benchmark (figures go in the README)
+
+bench-save: venv ## Benchmark Save to Library: 100 MiB and 1 GiB vs naive and rclone (~3 min; installs rclone)
+	@command -v rclone >/dev/null || (apt-get install -y rclone >/dev/null 2>&1 || \
+		(apt-get update >/dev/null && apt-get install -y rclone >/dev/null)) || echo "rclone unavailable: skipped"
+	$(BIN)/python -m benchmarks.bench_save $(SAVE_BENCH_ARGS)
+
+bench-purge: venv ## Benchmark the purge against moto in server mode (~15 min; BENCH_ARGS=--quick: ~2 min)
+	$(BIN)/python -m benchmarks.bench_purge $(BENCH_ARGS)
 
 layer: venv ## Build the Lambda layer in build/layer from uv.lock, with wheels for the Lambda runtime
 	rm -rf build/layer && mkdir -p build/layer/python

@@ -31,6 +31,7 @@ def http_api_event(
     claims: Mapping[str, Any] | None = None,
     source_ip: str = "203.0.113.10",
     now: datetime | None = None,
+    request_id: str | None = None,
 ) -> dict[str, Any]:
     """One request as API Gateway delivers it: lower-cased headers, cookies split out, binary bodies base64."""
     now = now or datetime.now(UTC)
@@ -54,7 +55,7 @@ def http_api_event(
                 "sourceIp": source_ip,
                 "userAgent": lower_headers.get("user-agent", ""),
             },
-            "requestId": uuid.uuid4().hex[:16] + "=",
+            "requestId": request_id or uuid.uuid4().hex[:16] + "=",
             "routeKey": route_key or f"{method.upper()} {path}",
             "stage": "$default",
             "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),

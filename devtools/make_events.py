@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from devtools.apigw import http_api_event
+from devtools.eventbridge import scheduled_event
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -25,6 +26,13 @@ WEBHOOK_SAMPLES = (
     "processing",
     "failed",
 )
+# The purge's schedule, cron(15 3 * * ? *), fired on the day the PiAPI samples were delivered. Fixed ids keep
+# regenerated files identical.
+PURGE_EVENT_TIME = datetime(2026, 11, 25, 3, 15, tzinfo=UTC)
+PURGE_EVENTS = {
+    "purge": ("5f6d7c1e-2b3a-4c5d-8e9f-0a1b2c3d4e5f", {}),
+    "purge_dry_run": ("9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d", {"dry_run": True}),
+}
 
 
 def webhook_event(sample: dict[str, object]) -> dict[str, object]:
@@ -43,7 +51,45 @@ def webhook_event(sample: dict[str, object]) -> dict[str, object]:
         },
         source_ip="198.51.100.23",
         now=sent_at,
+        request_id=f"Webhook{int(sample['timestamp'])}=",  # type: ignore[call-overload]
     )
+
+
+# The user API Gateway's JWT authorizer verified, as it hands the claims to the function.
+SAMPLE_CLAIMS = {
+    "sub": "3f1e2d4c-5b6a-4978-8c9d-0e1f2a3b4c5d",
+    "iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example",
+    "aud": "video-library-web",
+    "email": "alice@example.com",
+    "iat": "1764061000",
+    "exp": "1764064600",
+}
+SAMPLE_VIDEO_ID = "0f8e7d6c5b4a49388271605f4e3d2c1b"
+
+
+def save_to_library_event() -> dict[str, object]:
+    """The front end's "Save to Library" click, through API Gateway with a verified user."""
+    return http_api_event(
+        "POST",
+        "/api/video/save-to-library",
+        body=json.dumps({"video_id": SAMPLE_VIDEO_ID, "campaign_id": 42}),
+        headers={
+            "content-type": "application/json",
+            "authorization": "Bearer eyJhbGciOiJSUzI1NiJ9.sample.signature",
+            "origin": "https://app.example.com",
+            "user-agent": "Mozilla/5.0",
+            "host": "api.example.com",
+        },
+        claims=SAMPLE_CLAIMS,
+        now=datetime(2026, 11, 25, 9, 5, tzinfo=UTC),
+        request_id="SaveSampleReq1=",
+    )
+
+
+def purge_event(name: str) -> dict[str, object]:
+    """The daily schedule's event; ``purge_dry_run`` is the same with ``detail: {"dry_run": true}``."""
+    event_id, detail = PURGE_EVENTS[name]
+    return scheduled_event(PURGE_EVENT_TIME, detail=detail, event_id=event_id)
 
 
 def write(name: str, event: dict[str, object]) -> None:
@@ -57,6 +103,9 @@ def main(samples_dir: Path) -> None:
     for name in WEBHOOK_SAMPLES:
         sample = json.loads((samples_dir / f"{name}.json").read_text())
         write(f"webhook_{name}", webhook_event(sample))
+    for name in PURGE_EVENTS:
+        write(name, purge_event(name))
+    write("save_to_library", save_to_library_event())
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ it misbehave the ways real sources do:
 | ``status=N`` | answer HTTP N with a short body |
 | ``delay_ms=N`` | sleep N ms before each 1 MiB block |
 | ``drop_at=N`` | close the connection after N bytes |
-| ``declare=N`` | announce Content-Length N whatever is sent (``none``: no length, end by closing) |
+| ``declare=N`` | announce Content-Length N whatever is sent (``none``: no length, chunked encoding) |
 | ``once=TOKEN`` | misbehave (status, drop_at) only on the first request carrying TOKEN |
 | ``redirect=URL`` | answer 302 to URL |
 
@@ -95,9 +95,9 @@ class _Handler(BaseHTTPRequestHandler):
         if content_type != "none":
             self.send_header("Content-Type", content_type)
         declared = params.get("declare", str(size))
-        if declared == "none":
-            self.send_header("Connection", "close")
-            self.close_connection = True
+        chunked = declared == "none"  # as CDNs stream a body whose length they do not know
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
         else:
             self.send_header("Content-Length", declared)
         self.end_headers()
@@ -108,13 +108,21 @@ class _Handler(BaseHTTPRequestHandler):
             if delay:
                 time.sleep(delay)
             if drop_at is not None and sent + len(block) > drop_at:
-                self.wfile.write(block[: drop_at - sent])
+                self._send(block[: drop_at - sent], chunked)
                 self.wfile.flush()
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
-            self.wfile.write(block)
+            self._send(block, chunked)
             sent += len(block)
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
+
+    def _send(self, data: bytes, chunked: bool) -> None:
+        if not chunked:
+            self.wfile.write(data)
+        elif data:  # an empty chunk would end the body: a drop must look like a drop
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
 
 
 class VideoSourceServer(ThreadingHTTPServer):
@@ -160,3 +168,23 @@ class VideoSourceServer(ThreadingHTTPServer):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def main() -> None:
+    """``python -m devtools.video_source --port N``: serve until interrupted (benchmarks run it apart)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    server = VideoSourceServer(args.host, args.port)
+    print(f"serving on http://{args.host}:{server.port}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -3,7 +3,8 @@
 - region ``auto`` (R2 has no regions; the S3 signature still needs one);
 - checksums only when an operation requires them: boto3 >= 1.36 otherwise sends aws-chunked uploads with a
   CRC32 trailer, which R2 has rejected;
-- path-style addressing, which R2 and every local S3 stand-in accept.
+- path-style addressing, which R2 and every local S3 stand-in accept;
+- unsigned payloads, so a streaming upload body is read once (TLS protects it on the way to R2).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def r2_config(max_pool_connections: int = 16) -> Config:
         signature_version="s3v4",
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-        s3={"addressing_style": "path"},
+        s3={"addressing_style": "path", "payload_signing_enabled": False},
         retries={"mode": "standard", "max_attempts": 4},
         connect_timeout=5,
         read_timeout=60,

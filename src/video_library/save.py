@@ -36,7 +36,7 @@ from video_library.r2 import playable_url, r2_client, stored_object_url, video_o
 from video_library.settings import get_settings
 from video_library.source import SourcePolicy, open_source
 from video_library.status import VideoStatus
-from video_library.upload import part_size_for, upload_stream
+from video_library.upload import STREAMING_PUT_MAX, part_size_for, stream_put, upload_stream
 
 # Time kept back from the Lambda's budget for what follows the transfer (the record update, or the abort).
 FINISH_MARGIN_S = 10.0
@@ -201,20 +201,30 @@ def _copy_to_r2(record: db.VideoRecord, key: str, deadline: float) -> tuple[int,
     with open_source(
         source_url, policy=SourcePolicy.from_settings(settings), max_bytes=settings.max_video_bytes, deadline=deadline
     ) as source:
-        upload_stream(
-            r2_client(),
-            bucket=settings.r2_bucket,
-            key=key,
-            chunks=source.chunks(),
-            content_type=source.content_type,
-            metadata=lambda: _object_metadata(record.video_id, source.sha256 if source.size else None),
-            part_size=part_size_for(settings.max_video_bytes),
-        )
+        # Metadata travels before the body, so it cannot carry the digest: the record holds the sha256.
+        metadata = {"video-id": record.video_id}
+        bucket, content_type, chunks = settings.r2_bucket, source.content_type, source.chunks()
+        if source.declared_size is not None and source.declared_size <= STREAMING_PUT_MAX:
+            stream_put(
+                r2_client(),
+                bucket=bucket,
+                key=key,
+                chunks=chunks,
+                size=source.declared_size,
+                content_type=content_type,
+                metadata=metadata,
+            )
+        else:
+            upload_stream(
+                r2_client(),
+                bucket=bucket,
+                key=key,
+                chunks=chunks,
+                content_type=content_type,
+                metadata=metadata,
+                part_size=part_size_for(settings.max_video_bytes),
+            )
         return source.size, source.sha256
-
-
-def _object_metadata(video_id: str, sha256: str | None) -> dict[str, str]:
-    return {"video-id": video_id, **({"sha256": sha256} if sha256 else {})}
 
 
 def _undo_unrecorded_object(video_id: str, lease_id: str, key: str, sha256: str) -> None:

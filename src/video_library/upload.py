@@ -1,6 +1,10 @@
-"""Streaming a body of unknown length into R2 in constant memory.
+"""Streaming a body into R2 in constant memory, two ways.
 
-We drive CreateMultipartUpload / UploadPart / CompleteMultipartUpload ourselves rather than boto3's
+A body of known length up to ``STREAMING_PUT_MAX`` goes up as one PutObject whose request body *is* the
+download (``stream_put``): one request, nothing buffered but the chunk in hand, nothing stored unless the
+whole body arrives. Anything else — longer, or of unknown length — goes through ``upload_stream``.
+
+For that, we drive CreateMultipartUpload / UploadPart / CompleteMultipartUpload ourselves rather than boto3's
 ``upload_fileobj``: s3transfer decides single-PUT vs multipart from one ``read()`` and, fed a network
 stream, may buffer a whole file or cut uneven parts, which R2 refuses. Here:
 
@@ -13,12 +17,14 @@ stream, may buffer a whole file or cut uneven parts, which R2 refuses. Here:
 
 from __future__ import annotations
 
+import io
 import math
+import queue
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from video_library.observability import logger
 
@@ -31,6 +37,101 @@ DEFAULT_PART_SIZE = 8 * MIB
 MIN_PART_SIZE = 5 * MIB  # S3's and R2's floor for non-final parts
 MAX_PARTS = 10_000
 DEFAULT_MAX_IN_FLIGHT = 4
+
+
+# Like rclone's upload cutoff: below it one streaming request beats parallel parts (the download is a single
+# stream anyway); above it, parts upload in parallel and a failure costs less to redo.
+STREAMING_PUT_MAX = 200 * MIB
+
+
+class _ChunkReader(io.RawIOBase):
+    """A read-only, forward-only file over an iterator of chunks, for botocore to send as a request body."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._pending = memoryview(b"")
+        self.failure: BaseException | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        while not self._pending:
+            try:
+                chunk = next(self._chunks, None)
+            except BaseException as exc:
+                # botocore would take this for a network error and try to rewind; keep the real cause.
+                self.failure = exc
+                raise
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        count = min(len(target), len(self._pending))
+        target[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+
+_END = object()
+
+
+def prefetch(chunks: Iterable[bytes], *, max_chunks: int = 16) -> Iterator[bytes]:
+    """Pull ``chunks`` on a thread of their own, at most ``max_chunks`` ahead, so that receiving the next
+    bytes overlaps with sending the last ones. The source's exceptions surface here, in order."""
+    handoff: queue.Queue[object] = queue.Queue(maxsize=max_chunks)
+    stop = threading.Event()
+
+    def pull() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        handoff.put(chunk, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            handoff.put(_END)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            handoff.put(exc)
+
+    puller = threading.Thread(target=pull, name="source-prefetch", daemon=True)
+    puller.start()
+    try:
+        while (item := handoff.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        puller.join(timeout=5)
+
+
+def stream_put(
+    client: S3Client,
+    *,
+    bucket: str,
+    key: str,
+    chunks: Iterable[bytes],
+    size: int,
+    content_type: str,
+    metadata: Mapping[str, str],
+) -> UploadedObject:
+    """One PutObject whose body streams from ``chunks`` (exactly ``size`` bytes). If the body fails or falls
+    short, the request fails and S3/R2 store nothing. Needs an unsigned payload (see ``r2.r2_config``): a
+    signed one would make botocore read the body twice."""
+    reader = _ChunkReader(prefetch(chunks))
+    body = io.BufferedReader(reader, buffer_size=256 * 1024)
+    try:
+        client.put_object(
+            Bucket=bucket, Key=key, Body=body, ContentLength=size, ContentType=content_type, Metadata=dict(metadata)
+        )
+    except Exception as exc:
+        if reader.failure is not None and reader.failure is not exc:
+            raise reader.failure from exc  # the source failed, not R2
+        raise
+    return UploadedObject(key=key, parts=0)
 
 
 def part_size_for(max_bytes: int, preferred: int = DEFAULT_PART_SIZE) -> int:
@@ -54,7 +155,8 @@ class _PartPipeline:
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self._futures: list[Future[CompletedPartTypeDef]] = []
 
-    def submit(self, data: bytes) -> None:
+    def submit(self, data: bytearray) -> None:
+        """Hand one part over; its buffer is the pipeline's from now on (no copy is made)."""
         self.raise_first_failure()
         self._slots.acquire()  # back-pressure: the download waits while every slot is uploading
         number = len(self._futures) + 1
@@ -62,9 +164,14 @@ class _PartPipeline:
         future.add_done_callback(lambda _: self._slots.release())
         self._futures.append(future)
 
-    def _upload(self, number: int, data: bytes) -> CompletedPartTypeDef:
+    def _upload(self, number: int, data: bytearray) -> CompletedPartTypeDef:
         answer = self._client.upload_part(
-            Bucket=self._bucket, Key=self._key, UploadId=self._upload_id, PartNumber=number, Body=data
+            # botocore sends any bytes-like body as is; a bytearray spares copying each part.
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=cast(bytes, data),
         )
         return {"PartNumber": number, "ETag": answer["ETag"]}
 
@@ -87,48 +194,45 @@ def upload_stream(
     key: str,
     chunks: Iterable[bytes],
     content_type: str,
-    metadata: Callable[[], Mapping[str, str]],
+    metadata: Mapping[str, str],
     part_size: int = DEFAULT_PART_SIZE,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
 ) -> UploadedObject:
-    """Upload ``chunks`` to ``bucket/key``; on any failure nothing is left behind and the error propagates.
-
-    ``metadata`` is asked when the object is written, so it may describe the content (e.g. its digest). A
-    multipart upload starts before the content is known: once complete, the object is copied onto itself
-    with the final metadata (server-side, in one request).
-    """
+    """Upload ``chunks`` to ``bucket/key``; on any failure nothing is left behind and the error propagates."""
     if part_size < MIN_PART_SIZE:
         raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes")
     body = iter(chunks)
-    buffer = bytearray()
+    part = bytearray()
     # Read one byte past a part: only then do we know whether a single PutObject will do.
     for chunk in body:
-        buffer += chunk
-        if len(buffer) > part_size:
+        part += chunk
+        if len(part) > part_size:
             break
     else:
-        client.put_object(
-            Bucket=bucket, Key=key, Body=bytes(buffer), ContentType=content_type, Metadata=dict(metadata())
-        )
+        client.put_object(Bucket=bucket, Key=key, Body=bytes(part), ContentType=content_type, Metadata=dict(metadata))
         return UploadedObject(key=key, parts=0)
 
-    initial_metadata = dict(metadata())
     upload_id = client.create_multipart_upload(
-        Bucket=bucket, Key=key, ContentType=content_type, Metadata=initial_metadata
+        Bucket=bucket, Key=key, ContentType=content_type, Metadata=dict(metadata)
     )["UploadId"]
     pipeline = _PartPipeline(client, bucket, key, upload_id, max_in_flight)
     try:
-        for chunk in body:
-            buffer += chunk
-            # Cut a part only when more bytes follow it, so the final part is never empty.
-            while len(buffer) > part_size:
-                pipeline.submit(bytes(memoryview(buffer)[:part_size]))
-                del buffer[:part_size]
-        while len(buffer) > part_size:  # what the first loop read beyond one part
-            pipeline.submit(bytes(memoryview(buffer)[:part_size]))
-            del buffer[:part_size]
-        pipeline.submit(bytes(buffer))
-        buffer.clear()
+        # Each part is filled in a buffer of its own, handed to the pipeline when full, so that what is held
+        # is the parts in flight plus the one filling, and nothing is copied on the way.
+        overflow = bytes(part[part_size:])  # at most one network chunk
+        del part[part_size:]
+        for chunk in _chain(overflow, body):
+            view = memoryview(chunk)
+            while view:
+                room = part_size - len(part)
+                if room == 0:  # full, and more bytes follow: the final part is never empty
+                    pipeline.submit(part)
+                    part = bytearray()
+                    room = part_size
+                part += view[:room]
+                view = view[room:]
+        pipeline.submit(part)
+        del part
         parts = pipeline.finish()
         client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
     except BaseException:
@@ -136,21 +240,13 @@ def upload_stream(
         _abort(client, bucket, key, upload_id)
         raise
     pipeline.close()
-    final_metadata = dict(metadata())
-    if final_metadata != initial_metadata:
-        try:
-            client.copy_object(
-                Bucket=bucket,
-                Key=key,
-                CopySource={"Bucket": bucket, "Key": key},
-                MetadataDirective="REPLACE",
-                Metadata=final_metadata,
-                ContentType=content_type,
-            )
-        except BaseException:
-            client.delete_object(Bucket=bucket, Key=key)
-            raise
     return UploadedObject(key=key, parts=len(parts))
+
+
+def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
 
 
 def _abort(client: S3Client, bucket: str, key: str, upload_id: str) -> None:

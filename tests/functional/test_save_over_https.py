@@ -65,17 +65,20 @@ def upload_requests(aws: LocalAws) -> list[Any]:
     return [r for r in aws.requests if r.method == "PUT" and "/videos/" in r.path]
 
 
+@pytest.mark.parametrize(
+    ("announce", "requests"), [({}, 1), ({"declare": "none"}, 2)], ids=["streaming-put", "multipart"]
+)
 def test_uploads_over_https_carry_no_aws_chunked_body_or_checksum_trailer(
-    https_stack: LocalAws, https_source: VideoSourceServer
+    https_stack: LocalAws, https_source: VideoSourceServer, announce: dict[str, str], requests: int
 ) -> None:
-    size = PART + 3 * MIB  # a multipart upload: parts and the metadata copy
-    video = completed_video(https_source.url(host="cdn.example.test", size=size))
+    size = PART + 3 * MIB
+    video = completed_video(https_source.url(host="cdn.example.test", size=size, **announce))
 
     status, body = call_save({"video_id": video.video_id})
 
     assert status == 200, body
     uploads = upload_requests(https_stack)
-    assert len(uploads) >= 2
+    assert len(uploads) == requests
     for request in uploads:
         assert "aws-chunked" not in request.headers.get("content-encoding", "")
         assert "x-amz-trailer" not in request.headers

@@ -33,13 +33,17 @@ def completed_uploads(stack: SaveStack) -> int:
 
 
 def single_puts(stack: SaveStack) -> int:
-    return len(
-        [
-            r
-            for r in stack.aws.requests_matching("PUT", path_has="/videos/")
-            if "partNumber" not in r.query and "x-amz-copy-source" not in r.headers
-        ]
-    )
+    return len([r for r in stack.aws.requests_matching("PUT", path_has="/videos/") if "partNumber" not in r.query])
+
+
+def transfers(stack: SaveStack) -> int:
+    """Objects written: single PutObjects plus multipart uploads started."""
+    return single_puts(stack) + len(stack.aws.requests_matching("POST", query_has="uploads"))
+
+
+# How the source announces its length decides the upload: a known length (up to 200 MiB) streams as one
+# PutObject; an unknown one goes through the multipart pipeline, whose parts must all be equal.
+UNKNOWN_LENGTH = {"declare": "none"}
 
 
 @pytest.mark.parametrize(
@@ -47,9 +51,14 @@ def single_puts(stack: SaveStack) -> int:
     [(KIB, 0), (PART - 1, 0), (PART, 0), (PART + 1, 2), (50 * MIB, 7)],
     ids=["1KiB", "just-under-a-part", "exactly-a-part", "a-part-plus-one", "50MiB"],
 )
-def test_saved_bytes_equal_the_source_in_equal_parts(stack: SaveStack, size: int, expected_parts: int) -> None:
+@pytest.mark.parametrize("length", ["known", "unknown"])
+def test_saved_bytes_equal_the_source_in_equal_parts(
+    stack: SaveStack, size: int, expected_parts: int, length: str
+) -> None:
     # GIVEN a completed video at the provider
-    video = completed_video(stack.source.url(size=size))
+    announce = UNKNOWN_LENGTH if length == "unknown" else {}
+    expected_parts = expected_parts if length == "unknown" else 0
+    video = completed_video(stack.source.url(size=size, **announce))
 
     # WHEN its owner saves it
     status, body = call_save({"video_id": video.video_id, "campaign_id": "42"})
@@ -75,8 +84,24 @@ def test_saved_bytes_equal_the_source_in_equal_parts(stack: SaveStack, size: int
     # AND the object says what it is
     head = stack.s3.head_object(Bucket=BUCKET, Key=key)
     assert head["ContentType"] == "video/mp4"
-    assert head["Metadata"] == {"video-id": video.video_id, "sha256": synthetic_sha256(size)}
+    assert head["Metadata"] == {"video-id": video.video_id}
     assert stack.unfinished_uploads() == []
+
+
+def test_a_known_length_above_the_streaming_cutoff_goes_multipart(
+    stack: SaveStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from video_library import save
+
+    monkeypatch.setattr(save, "STREAMING_PUT_MAX", 10 * MIB)
+    size = 3 * PART + 7
+    video = completed_video(stack.source.url(size=size))
+
+    status, body = call_save({"video_id": video.video_id})
+
+    assert status == 200
+    assert part_sizes(stack) == [PART, PART, PART, 7]
+    assert hashlib.sha256(stack.object_bytes(body["r2_key"])).hexdigest() == synthetic_sha256(size)
 
 
 def test_the_record_points_at_r2_and_leaves_the_purge_index(stack: SaveStack) -> None:
@@ -134,10 +159,12 @@ def test_campaign_id_may_be_a_number(stack: SaveStack) -> None:
     assert status == 200
 
 
-def test_ten_concurrent_saves_make_one_object(stack: SaveStack) -> None:
-    # GIVEN a video big enough to need a multipart upload, served slowly enough for the saves to overlap
+@pytest.mark.parametrize("length", ["known", "unknown"])
+def test_ten_concurrent_saves_make_one_object(stack: SaveStack, length: str) -> None:
+    # GIVEN a video served slowly enough for the saves to overlap
     size = 2 * PART + 123
-    video = completed_video(stack.source.url(size=size, delay_ms=20))
+    announce = UNKNOWN_LENGTH if length == "unknown" else {}
+    video = completed_video(stack.source.url(size=size, delay_ms=20, **announce))
     answers: list[tuple[int, dict[str, Any]]] = []
     start = threading.Barrier(10)
 
@@ -157,18 +184,20 @@ def test_ten_concurrent_saves_make_one_object(stack: SaveStack) -> None:
     assert statuses.count(200) >= 1
     assert set(statuses) <= {200, 409}
     assert all(body["error"]["code"] == "save_in_progress" for status, body in answers if status == 409)
-    assert len(stack.aws.requests_matching("POST", query_has="uploads")) == 1
-    assert completed_uploads(stack) == 1
+    assert transfers(stack) == 1
+    assert completed_uploads(stack) == (1 if length == "unknown" else 0)
     assert stack.keys() == [video_object_key("42", video.video_id)]
     record = db.get_video(video.video_id, consistent=True)
     assert record is not None and record.saved_to_r2 and record.size_bytes == size
     assert record.sha256 == synthetic_sha256(size)
 
 
-def test_a_failure_half_way_leaves_nothing_and_a_retry_succeeds(stack: SaveStack) -> None:
+@pytest.mark.parametrize("length", ["known", "unknown"])
+def test_a_failure_half_way_leaves_nothing_and_a_retry_succeeds(stack: SaveStack, length: str) -> None:
     # GIVEN a source that drops the connection after 20 MiB the first time
     size = 30 * MIB
-    video = completed_video(stack.source.url(size=size, drop_at=20 * MIB, once="half-way"))
+    announce = UNKNOWN_LENGTH if length == "unknown" else {}
+    video = completed_video(stack.source.url(size=size, drop_at=20 * MIB, once=f"half-way-{length}", **announce))
 
     # WHEN the save runs
     status, body = call_save({"video_id": video.video_id})
@@ -176,7 +205,8 @@ def test_a_failure_half_way_leaves_nothing_and_a_retry_succeeds(stack: SaveStack
     # THEN it fails as a provider problem, the multipart upload is aborted and nothing is in the bucket
     assert status == 502
     assert body["error"]["code"] == "source_unavailable"
-    assert len(part_sizes(stack)) >= 1  # parts had been uploaded before the failure
+    if length == "unknown":
+        assert len(part_sizes(stack)) >= 1  # parts had been uploaded before the failure
     assert stack.keys() == []
     assert stack.unfinished_uploads() == []
     record = db.get_video(video.video_id, consistent=True)
@@ -476,3 +506,20 @@ def test_metrics_and_log_line(stack: SaveStack, capsys: pytest.CaptureFixture[st
     saved_line = next(r for r in log_records(logs) if r.get("message") == "video saved")
     assert saved_line["size_bytes"] == PART + 1
     assert saved_line["duration_s"] > 0 and saved_line["throughput_mib_s"] > 0
+
+
+def test_the_sample_event_in_events_is_served(stack: SaveStack) -> None:
+    """events/save_to_library.json, as `serverless invoke local` would send it, for a record of its user."""
+    from devtools.lambda_context import LocalLambdaContext
+    from functions.save_to_library.handler import handler
+    from tests.conftest import load_event
+
+    event = load_event("save_to_library")
+    user = event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"]
+    video = completed_video(stack.source.url(size=KIB), user_id=user, campaign_id="42")
+    event["body"] = json.dumps({**json.loads(event["body"]), "video_id": video.video_id})
+
+    response = handler(event, LocalLambdaContext())
+
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["r2_key"] == video_object_key("42", video.video_id)

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from video_library.upload import MIB, part_size_for, upload_stream
+from video_library.errors import SourceUnavailable
+from video_library.upload import MIB, part_size_for, stream_put, upload_stream
 
 PART = 5 * MIB
 
@@ -30,9 +31,26 @@ class FakeS3:
         self.uploaded_bytes = 0
         self.fail_on_part = fail_on_part
 
-    def put_object(self, *, Bucket: str, Key: str, Body: bytes, ContentType: str, Metadata: dict[str, str]) -> Any:
-        self.objects[Key] = Body
+    def put_object(
+        self, *, Bucket: str, Key: str, Body: Any, ContentType: str, Metadata: dict[str, str], **extra: Any
+    ) -> Any:
+        if isinstance(Body, bytes):
+            self.objects[Key] = Body
+        else:  # a stream: read it the way an HTTP client sends a body, block by block
+            received = bytearray()
+            try:
+                while block := Body.read(64 * 1024):
+                    received += block
+                    self.on_block(len(received))
+            except Exception as exc:
+                raise ConnectionError("request body failed") from exc  # as botocore reports it
+            if len(received) != extra["ContentLength"]:
+                raise ConnectionError("body shorter than Content-Length")
+            self.objects[Key] = bytes(received)
         self.metadata[Key] = Metadata
+
+    def on_block(self, received: int) -> None:
+        """Called as a streamed body arrives; tests observe the sender's buffering through it."""
 
     def create_multipart_upload(self, *, Bucket: str, Key: str, ContentType: str, Metadata: dict[str, str]) -> Any:
         upload_id = f"upload-{len(self.uploads)}"
@@ -87,7 +105,7 @@ def test_parts_are_equal_whatever_the_chunking(size: int, seed: int) -> None:
         key="k",
         chunks=ragged_chunks(data, seed),
         content_type="video/mp4",  # type: ignore[arg-type]
-        metadata=lambda: {"video-id": "v"},
+        metadata={"video-id": "v"},
         part_size=PART,
     )
 
@@ -142,7 +160,7 @@ def test_buffering_is_bounded_by_parts_in_flight() -> None:
         key="k",
         chunks=source(),
         content_type="video/mp4",  # type: ignore[arg-type]
-        metadata=dict,
+        metadata={},
         part_size=PART,
         max_in_flight=in_flight,
     )
@@ -163,7 +181,7 @@ def test_a_failing_part_aborts_the_upload_and_propagates() -> None:
             key="k",
             chunks=ragged_chunks(data, 3),
             content_type="video/mp4",  # type: ignore[arg-type]
-            metadata=dict,
+            metadata={},
             part_size=PART,
         )
 
@@ -186,36 +204,12 @@ def test_a_failing_source_aborts_the_upload() -> None:
             key="k",
             chunks=broken_source(),
             content_type="video/mp4",  # type: ignore[arg-type]
-            metadata=dict,
+            metadata={},
             part_size=PART,
         )
 
     assert s3.aborted == ["upload-0"]
     assert "k" not in s3.objects
-
-
-def test_final_metadata_is_written_after_a_multipart_upload() -> None:
-    s3 = FakeS3()
-    seen: list[int] = []
-
-    def digest_after_all() -> dict[str, str]:
-        return {"video-id": "v", **({"sha256": "abc"} if seen else {})}
-
-    def source() -> Iterator[bytes]:
-        yield bytes(2 * PART)
-        seen.append(1)
-
-    upload_stream(
-        s3,
-        bucket="b",
-        key="k",
-        chunks=source(),
-        content_type="video/mp4",  # type: ignore[arg-type]
-        metadata=digest_after_all,
-        part_size=PART,
-    )
-
-    assert s3.metadata["k"] == {"video-id": "v", "sha256": "abc"}
 
 
 def test_part_size_grows_to_fit_the_cap_in_ten_thousand_parts() -> None:
@@ -232,6 +226,62 @@ def test_parts_below_the_s3_minimum_are_refused() -> None:
             key="k",
             chunks=[b"x"],
             content_type="video/mp4",  # type: ignore[arg-type]
-            metadata=dict,
+            metadata={},
             part_size=MIB,
         )
+
+
+def test_stream_put_sends_the_body_as_it_arrives() -> None:
+    """One request whose body is the source itself: what is held is a read buffer, never the file."""
+    size, chunk = 40 * MIB, 64 * 1024
+    s3 = FakeS3()
+    pulled = 0
+    worst_ahead = 0
+
+    def observe(received: int) -> None:
+        nonlocal worst_ahead
+        worst_ahead = max(worst_ahead, pulled - received)
+
+    s3.on_block = observe  # type: ignore[method-assign]
+
+    def source() -> Iterator[bytes]:
+        nonlocal pulled
+        for _ in range(size // chunk):
+            pulled += chunk
+            yield bytes(chunk)
+
+    result = stream_put(
+        s3,
+        bucket="b",
+        key="k",
+        chunks=source(),
+        size=size,
+        content_type="video/mp4",  # type: ignore[arg-type]
+        metadata={"video-id": "v"},
+    )
+
+    assert result.parts == 0
+    assert len(s3.objects["k"]) == size
+    # the read buffer, the prefetched chunks, and the chunk in hand: a few MiB at most, whatever the size
+    assert worst_ahead <= 256 * 1024 + (16 + 2) * chunk
+
+
+def test_stream_put_reports_the_source_failure_not_the_http_client_error() -> None:
+    s3 = FakeS3()
+
+    def broken_source() -> Iterator[bytes]:
+        yield bytes(1000)
+        raise SourceUnavailable("the source stopped sending")
+
+    with pytest.raises(SourceUnavailable, match="stopped sending"):
+        stream_put(
+            s3,
+            bucket="b",
+            key="k",
+            chunks=broken_source(),
+            size=5000,
+            content_type="video/mp4",  # type: ignore[arg-type]
+            metadata={},
+        )
+
+    assert "k" not in s3.objects

@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): dev-only, never shipped in the layer."""
