@@ -73,3 +73,10 @@ class SourceUnavailable(VideoLibraryError):
 
     status = HTTPStatus.BAD_GATEWAY
     code = "source_unavailable"
+
+
+class ProviderError(VideoLibraryError):
+    """PiAPI refused or failed a request."""
+
+    status = HTTPStatus.BAD_GATEWAY
+    code = "provider_error"

@@ -1,0 +1,263 @@
+"""``make dev``: the whole service on this machine, no AWS account needed, until Ctrl-C.
+
+- moto in server mode stands in for DynamoDB and for R2 (the table and the bucket are created at start);
+- a fake PiAPI speaks PiAPI's task API and calls the webhook like PiAPI does;
+- a local API Gateway serves every route of serverless.yml through the real handlers, with local JWT
+  sign-in standing in for the authorizer (``make token USER=alice``);
+- the purge runs on a schedule, and on demand through ``POST /_dev/purge``.
+
+Everything listens on 127.0.0.1: the gateway on PORT (8000), moto on PORT+1, the fake PiAPI on PORT+2
+(``LOCAL_AWS_PORT`` / ``FAKE_PIAPI_PORT`` change those).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+from devtools.eventbridge import scheduled_event
+from devtools.fake_piapi import FakePiapi
+from devtools.gateway import Answer, Gateway, GatewayServer, routes_from_serverless
+from devtools.lambda_context import LocalLambdaContext
+from devtools.local_aws import LocalAws
+from devtools.local_jwt import DEFAULT_SECRET, InvalidToken, verify
+
+DEV_BUCKET = "video-library"
+DEV_TABLE = "videos"
+DEV_PIAPI_KEY = "dev-piapi-key"
+DEV_WEBHOOK_SECRET = "dev-webhook-secret"  # noqa: S105 (the local stack's own, documented value)
+
+
+@dataclass
+class StackConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    aws_port: int | None = None  # default: port + 1
+    piapi_port: int | None = None  # default: port + 2
+    fake_piapi_delay_s: float = 2.0
+    purge_interval_s: float = 3600.0
+    jwt_secret: str = DEFAULT_SECRET
+    readable_logs: bool = True
+
+    @classmethod
+    def from_environment(cls) -> StackConfig:
+        env = os.environ
+        port = int(env.get("PORT", "8000"))
+        return cls(
+            port=port,
+            aws_port=int(env["LOCAL_AWS_PORT"]) if "LOCAL_AWS_PORT" in env else port + 1,
+            piapi_port=int(env["FAKE_PIAPI_PORT"]) if "FAKE_PIAPI_PORT" in env else port + 2,
+            fake_piapi_delay_s=float(env.get("FAKE_PIAPI_DELAY_S", "2")),
+            purge_interval_s=float(env.get("PURGE_INTERVAL_S", "3600")),
+            jwt_secret=env.get("LOCAL_JWT_SECRET", DEFAULT_SECRET),
+        )
+
+
+class ReadableFormatter(LambdaPowertoolsFormatter):
+    """One line per log record: time, level, message, then the structured extras as key=value. (A Powertools
+    formatter still, since the logger keeps appending Lambda context keys to it; those are left out here.)"""
+
+    _standard = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        extras = " ".join(
+            f"{k}={v}" for k, v in record.__dict__.items() if k not in self._standard and not k.startswith("_")
+        )
+        when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        line = f"{when} {record.levelname:<7} {record.getMessage()}" + (f"  {extras}" if extras else "")
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+@dataclass
+class LocalStack:
+    config: StackConfig
+    aws: LocalAws | None = None
+    piapi: FakePiapi | None = None
+    gateway: Gateway | None = None
+    server: GatewayServer | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.config.port}"
+
+    def environment(self) -> dict[str, str]:
+        assert self.aws is not None and self.piapi is not None
+        return {
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_REGION": "us-east-1",
+            "VIDEOS_TABLE": DEV_TABLE,
+            "DYNAMODB_ENDPOINT_URL": self.aws.url,
+            "R2_BUCKET": DEV_BUCKET,
+            "R2_ENDPOINT_URL": self.aws.url,
+            "R2_ACCESS_KEY_ID": "local",
+            "R2_SECRET_ACCESS_KEY": "local",
+            "PIAPI_BASE_URL": self.piapi.base_url,
+            "PIAPI_API_KEY": DEV_PIAPI_KEY,
+            "PIAPI_WEBHOOK_SECRET": DEV_WEBHOOK_SECRET,
+            "WEBHOOK_PUBLIC_URL": f"{self.url}/webhooks/piapi",
+            # The fake PiAPI serves its files over plain http on loopback: allowed here, and only here.
+            "ALLOWED_SOURCE_HOSTS": self.config.host,
+            "DEV_INSECURE_SOURCE_HOSTS": self.config.host,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
+
+    def start(self) -> LocalStack:
+        config = self.config
+        self.aws = LocalAws(config.host, config.aws_port or config.port + 1).start()
+        self.piapi = FakePiapi(
+            DEV_PIAPI_KEY, config.host, config.piapi_port or config.port + 2, delay_s=config.fake_piapi_delay_s
+        ).start()
+        os.environ.update(self.environment())
+        from video_library import db
+        from video_library.observability import logger
+        from video_library.settings import get_settings
+
+        get_settings.cache_clear()
+        if config.readable_logs:
+            logger.registered_handler.setFormatter(ReadableFormatter())
+        db.create_tables()
+        self.aws.client("s3").create_bucket(Bucket=DEV_BUCKET)
+        self.gateway = Gateway(routes_from_serverless(), jwt_secret=config.jwt_secret)
+        self.gateway.dev_routes.update(
+            {
+                ("GET", "/healthz"): lambda _: Answer(200, {"content-type": "application/json"}, b'{"ok": true}'),
+                ("POST", "/_dev/purge"): self._purge_route,
+                ("POST", "/_dev/generate"): self._generate_route,
+            }
+        )
+        self.server = GatewayServer(self.gateway, config.host, config.port, access_log=self._access_log)
+        self._spawn(self.server.serve_forever, "gateway")
+        self._spawn(self._purge_schedule, "purge-schedule")
+        return self
+
+    def _spawn(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+        if self.piapi is not None:
+            self.piapi.stop()
+        if self.aws is not None:
+            self.aws.stop()
+
+    def _access_log(self, line: str) -> None:
+        if "/healthz" not in line:
+            print(f"{datetime.now().strftime('%H:%M:%S')} HTTP    {line}", flush=True)
+
+    # -- the purge: scheduled, and on demand ------------------------------------------------------------
+
+    def run_purge(self, when: datetime | None = None, *, dry_run: bool = False) -> dict[str, Any]:
+        """The real purge handler with an EventBridge-shaped event, as the schedule would call it."""
+        from functions.purge.handler import handler
+
+        detail = {"dry_run": True} if dry_run else {}
+        event = scheduled_event(when or datetime.now(UTC), detail=detail)
+        result: dict[str, Any] = handler(event, LocalLambdaContext(function_name="video-library-dev-purge"))
+        return result
+
+    def _purge_schedule(self) -> None:
+        while not self._stop.wait(self.config.purge_interval_s):
+            try:
+                print(f"scheduled purge: {json.dumps(self.run_purge())}", flush=True)
+            except Exception as exc:
+                print(f"scheduled purge failed: {exc!r}", flush=True)
+
+    def _purge_route(self, request: dict[str, Any]) -> Answer:
+        try:
+            body = json.loads(request["body"] or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+            when = datetime.fromisoformat(body["time"]) if body.get("time") else None
+            if when is not None and when.tzinfo is None:
+                raise ValueError("time needs a UTC offset, e.g. 2026-12-31T00:00:00Z")
+            dry_run = body.get("dry_run", False)
+            if not isinstance(dry_run, bool):
+                raise ValueError("dry_run must be true or false")
+        except (ValueError, TypeError) as exc:
+            return Answer(400, {"content-type": "application/json"}, json.dumps({"error": str(exc)}).encode())
+        try:
+            summary = self.run_purge(when, dry_run=dry_run)
+        except Exception as exc:
+            return Answer(400, {"content-type": "application/json"}, json.dumps({"error": str(exc)}).encode())
+        return Answer(200, {"content-type": "application/json"}, json.dumps(summary).encode())
+
+    def _generate_route(self, request: dict[str, Any]) -> Answer:
+        """Until the library API exists: create a video through the fake PiAPI as the signed-in user."""
+        from pydantic import ValidationError
+
+        from video_library.errors import VideoLibraryError
+        from video_library.generate import GenerateRequest, generate_video
+
+        try:
+            claims = verify(request["headers"].get("authorization"), secret=self.config.jwt_secret)
+        except InvalidToken:
+            return Answer(401, {"content-type": "application/json"}, b'{"message": "Unauthorized"}')
+        try:
+            record = generate_video(claims["sub"], GenerateRequest.model_validate_json(request["body"] or b"{}"))
+        except ValidationError as exc:
+            problems = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+            return Answer(422, {"content-type": "application/json"}, json.dumps({"error": problems}).encode())
+        except VideoLibraryError as exc:
+            return Answer(int(exc.status), {"content-type": "application/json"}, json.dumps(exc.to_body()).encode())
+        body = {
+            "video_id": record.video_id,
+            "task_id": record.task_id,
+            "status": record.status,
+            "campaign_id": record.campaign_id,
+        }
+        return Answer(202, {"content-type": "application/json"}, json.dumps(body).encode())
+
+
+def main() -> None:
+    config = StackConfig.from_environment()
+    stack = LocalStack(config).start()
+    assert stack.aws is not None and stack.piapi is not None and stack.gateway is not None
+    print(f"""
+video-library is running on {stack.url}   (Ctrl-C stops everything)
+
+  routes (from serverless.yml):""")
+    for route in stack.gateway.routes:
+        print(f"    {route.method:<5} {route.path:<36} -> {route.function}{'  [JWT]' if route.authorized else ''}")
+    print(
+        f"""    GET   /healthz
+    POST  /_dev/generate   {{"campaign_id", "prompt", "model", "task_type"}}   [JWT]  create a video via the fake PiAPI
+    POST  /_dev/purge      {{"time": "<ISO 8601>", "dry_run": false}}            run the purge now
+
+  sign in:    TOKEN=$(make -s token USER=alice)   then   -H "Authorization: Bearer $TOKEN"
+  DynamoDB + R2 (moto): {stack.aws.url}    fake PiAPI: {stack.piapi.base_url}
+  purge every {config.purge_interval_s:g} s (PURGE_INTERVAL_S); fake PiAPI answers after {config.fake_piapi_delay_s:g} s
+""",
+        flush=True,
+    )
+    stopped = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopped.set())
+    stopped.wait()
+    print("stopping...", flush=True)
+    stack.stop()
+    print("stopped", flush=True)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

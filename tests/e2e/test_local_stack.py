@@ -1,0 +1,200 @@
+"""End to end: `make dev`'s stack as its own process on free ports, driven over HTTP as a user would.
+
+Sign in, generate videos through the fake PiAPI, let its webhooks complete them, save one, purge 31 days
+ahead; then check the bucket's bytes and the table's records directly, and that Ctrl-C stops it cleanly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+
+from devtools.local_jwt import mint
+from tests.conftest import ROOT
+from video_library import db
+from video_library.settings import get_settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningStack:
+    url: str
+    aws_url: str
+    process: subprocess.Popen[str]
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[RunningStack]:
+    port, aws_port, piapi_port = free_port(), free_port(), free_port()
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "LOCAL_AWS_PORT": str(aws_port),
+        "FAKE_PIAPI_PORT": str(piapi_port),
+        "FAKE_PIAPI_DELAY_S": "0.3",
+        "PURGE_INTERVAL_S": "3600",
+        "PYTHONUNBUFFERED": "1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devtools.local_stack"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+        if process.poll() is not None:
+            pytest.fail(f"the local stack exited early:\n{process.stdout.read() if process.stdout else ''}")
+    else:
+        process.kill()
+        pytest.fail("the local stack did not answer /healthz within 60 s")
+    running = RunningStack(url, f"http://127.0.0.1:{aws_port}", process)
+    yield running
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def table(stack: RunningStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read the stack's table from this process, through the same data-access code."""
+    monkeypatch.setenv("DYNAMODB_ENDPOINT_URL", stack.aws_url)
+    monkeypatch.setenv("VIDEOS_TABLE", "videos")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+    get_settings.cache_clear()
+
+
+def bucket(stack: RunningStack) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=stack.aws_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+def wait_for(video_id: str, status: str, timeout_s: float = 20) -> db.VideoRecord:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        record = db.get_video(video_id, consistent=True)
+        if record is not None and record.status == status:
+            return record
+        time.sleep(0.1)
+    pytest.fail(f"video {video_id} never became {status}")
+
+
+def generate(api: httpx.Client, token: str, prompt: str, **extra: Any) -> str:
+    answer = api.post(
+        "/_dev/generate",
+        headers={"authorization": f"Bearer {token}"},
+        json={"campaign_id": "7", "prompt": prompt, **extra},
+    )
+    assert answer.status_code == 202, answer.text
+    video_id: str = answer.json()["video_id"]
+    return video_id
+
+
+@pytest.mark.usefixtures("table")
+def test_the_whole_story_over_http(stack: RunningStack) -> None:
+    api, token = stack.api(), mint("erin")
+
+    # GIVEN two videos generated through the fake PiAPI and completed by its webhooks
+    keeper = generate(api, token, "a lighthouse at dawn", model="kling", task_type="video_generation")
+    preview = generate(api, token, "fog over a harbour")
+    failing = generate(api, token, "please fail this one")
+    kept = wait_for(keeper, "completed")
+    wait_for(preview, "completed")
+    failed = wait_for(failing, "failed")
+    assert kept.provider_video_raw_url and kept.provider_video_raw_url != kept.provider_video_url  # Kling layout
+    assert failed.error == "task failed: the fake PiAPI was asked to fail"
+
+    # WHEN the user saves one of them
+    no_token = api.post("/api/video/save-to-library", json={"video_id": keeper})
+    saved = api.post(
+        "/api/video/save-to-library",
+        headers={"authorization": f"Bearer {token}"},
+        json={"video_id": keeper, "campaign_id": 7},
+    )
+
+    # THEN the bucket holds the provider's file, and the record points at it
+    assert no_token.status_code == 401
+    assert saved.status_code == 200, saved.text
+    body = saved.json()
+    stored = bucket(stack).get_object(Bucket="video-library", Key=body["r2_key"])["Body"].read()
+    provider_file = httpx.get(kept.provider_video_raw_url).content
+    assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(provider_file).hexdigest()
+    assert stored[4:8] == b"ftyp"
+    record = db.get_video(keeper, consistent=True)
+    assert record is not None and record.saved_to_r2 and record.sha256 == hashlib.sha256(stored).hexdigest()
+    assert httpx.get(body["video_url"]).content == stored
+
+    # WHEN a dry run and then the purge run 31 days ahead
+    later = (datetime.now(UTC) + timedelta(days=31)).isoformat()
+    dry = api.post("/_dev/purge", json={"time": later, "dry_run": True}).json()
+    summary = api.post("/_dev/purge", json={"time": later}).json()
+
+    # THEN the previews nobody saved are gone (the failed one too) and the saved video stays
+    assert dry["dry_run"] is True and dry["deleted"] == 0 and dry["examined"] >= 2
+    assert summary["deleted"] >= 2 and summary["complete"] is True
+    assert db.get_video(preview, consistent=True) is None
+    assert db.get_video(failing, consistent=True) is None
+    assert db.get_video(keeper, consistent=True) is not None
+    bucket(stack).head_object(Bucket="video-library", Key=body["r2_key"])
+
+
+def test_bad_requests_get_clear_answers(stack: RunningStack) -> None:
+    api, token = stack.api(), mint("frank")
+    auth = {"authorization": f"Bearer {token}"}
+
+    assert api.post("/_dev/purge", json={"time": "yesterday"}).status_code == 400
+    assert (
+        api.post(
+            "/_dev/generate", headers=auth, json={"campaign_id": "7", "prompt": "x", "model": "dall-e"}
+        ).status_code
+        == 422
+    )
+    not_json = api.post(
+        "/api/video/save-to-library", headers={**auth, "content-type": "application/json"}, content=b"{nope"
+    )
+    assert not_json.status_code == 400
+    assert not_json.json()["error"]["code"] == "invalid_json"
+    assert api.get("/nowhere").status_code == 404
+
+
+def test_ctrl_c_stops_everything_cleanly(stack: RunningStack) -> None:
+    stack.process.send_signal(signal.SIGINT)
+
+    assert stack.process.wait(timeout=30) == 0
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{stack.url}/healthz", timeout=2)
