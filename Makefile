@@ -11,9 +11,13 @@ SYNCED := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml 2>/dev/null | cksum
 # The Lambda runtime the layer is built for (serverless.yml: provider.runtime / architecture).
 LAMBDA_PYTHON ?= 3.12
 LAMBDA_PLATFORM ?= aarch64-manylinux2014
+# A Python of the runtime's version compiles the layer's .pyc: on PATH, else a pyenv install (empty if none).
+LAYER_PYC_PYTHON ?= $(shell for py in python$(LAMBDA_PYTHON) $$(ls -d $$HOME/.pyenv/versions/$(LAMBDA_PYTHON).*/bin/python$(LAMBDA_PYTHON) \
+	2>/dev/null | sort -V | tail -1); do $$py -c '' >/dev/null 2>&1 && echo $$py && break; done)
 PYTEST_ARGS ?=
 
-.PHONY: help venv lint test events infra bench bench-save bench-purge layer lock clean
+.PHONY: help venv dev demo token lint test events infra bench bench-save bench-purge bench-coldstart layer package \
+	lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
@@ -24,6 +28,15 @@ $(SYNCED): uv.lock pyproject.toml
 	@rm -f $(VENV)/.synced-* && touch $@
 
 venv: $(SYNCED) ## Build or refresh .venv from uv.lock
+
+dev: venv ## Run the whole service locally on 127.0.0.1:$PORT (8000) with embedded stand-ins, until Ctrl-C
+	@PYTHONUNBUFFERED=1 exec $(BIN)/python -m devtools.local_stack
+
+demo: venv ## The whole story against an embedded stack: generate, webhook, save, sha256 check, purge
+	@PYTHONUNBUFFERED=1 $(BIN)/python -m devtools.demo
+
+token: venv ## Print a local sign-in token for `make dev` (USER=alice)
+	@$(BIN)/python -m devtools.local_jwt $(if $(filter command line,$(origin USER)),$(USER),alice)
 
 lint: venv ## ruff (lint + format) and mypy on the layer and the handlers
 	$(BIN)/ruff check .
@@ -40,7 +53,7 @@ events: venv ## Regenerate events/ from the PiAPI samples in ../shared/piapi
 infra: venv ## Regenerate infra/videos-table.json from the PynamoDB model
 	$(BIN)/python -m devtools.infra
 
-bench: bench-save bench-purge ## Run every benchmark (figures go in the README)
+bench: bench-save bench-purge bench-coldstart ## Run every benchmark (figures go in the README)
 
 bench-save: venv ## Benchmark Save to Library: 100 MiB and 1 GiB vs naive and rclone (~3 min; installs rclone)
 	@command -v rclone >/dev/null || (apt-get install -y rclone >/dev/null 2>&1 || \
@@ -50,6 +63,16 @@ bench-save: venv ## Benchmark Save to Library: 100 MiB and 1 GiB vs naive and rc
 bench-purge: venv ## Benchmark the purge against moto in server mode (~15 min; BENCH_ARGS=--quick: ~2 min)
 	$(BIN)/python -m benchmarks.bench_purge $(BENCH_ARGS)
 
+# The cold-start benchmark runs the runtime's Python version when there is one here, else the venv's.
+COLDSTART_PYTHON ?= $(or $(LAYER_PYC_PYTHON),$(BIN)/python)
+
+bench-coldstart: venv ## Cold start: import time of each handler vs `import boto3`, fresh interpreters (~1 min)
+	rm -rf build/bench-layer && mkdir -p build
+	$(UV) export --frozen --no-dev --no-emit-project --no-hashes --quiet -o build/bench-layer-requirements.txt
+	$(UV) pip install --quiet --target build/bench-layer --python $(COLDSTART_PYTHON) --only-binary :all: \
+		-r build/bench-layer-requirements.txt
+	$(BIN)/python -m benchmarks.bench_coldstart --site build/bench-layer --python $(COLDSTART_PYTHON) $(COLDSTART_ARGS)
+
 layer: venv ## Build the Lambda layer in build/layer from uv.lock, with wheels for the Lambda runtime
 	rm -rf build/layer && mkdir -p build/layer/python
 	$(UV) export --frozen --no-dev --no-emit-project --no-hashes --quiet -o build/layer-requirements.txt
@@ -57,10 +80,30 @@ layer: venv ## Build the Lambda layer in build/layer from uv.lock, with wheels f
 		--python-version $(LAMBDA_PYTHON) --only-binary :all: -r build/layer-requirements.txt
 	cp -r src/video_library build/layer/python/
 	find build/layer -name '__pycache__' -prune -exec rm -rf {} +
+	@# Lambda cannot write .pyc under /opt (read-only): without them every cold start compiles the whole layer
+	@# (~3x the import time, see README "Benchmarks"). They must come from the runtime's own Python version;
+	@# unchecked-hash: the layer never changes once built, and unzipping resets the sources' timestamps.
+	@if [ -n "$(LAYER_PYC_PYTHON)" ]; then \
+		$(LAYER_PYC_PYTHON) -m compileall -q -j 0 --invalidation-mode unchecked-hash build/layer/python >/dev/null \
+			|| { echo "layer: compileall with $(LAYER_PYC_PYTHON) failed" >&2; exit 1; }; \
+		echo "layer: .pyc compiled by $(LAYER_PYC_PYTHON)"; \
+	else echo "layer: no Python $(LAMBDA_PYTHON) here (LAYER_PYC_PYTHON=...): no .pyc, slower cold starts"; fi
 	@du -sh build/layer
+
+# osls (package.json / package-lock.json). Install scripts are skipped: osls needs none of them.
+NODE_DEPS := node_modules/.installed
+
+$(NODE_DEPS): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+package: venv $(NODE_DEPS) layer ## Package offline with osls (moto stands in for AWS), cfn-lint it, check zips and IAM
+	$(BIN)/python -m devtools.package_offline --stage ci
+	$(BIN)/cfn-lint .serverless/cloudformation-template-update-stack.json
+	$(BIN)/python -m devtools.check_package .serverless
 
 lock: ## Re-resolve uv.lock after changing pyproject.toml
 	$(UV) lock
 
 clean: ## Remove build output and caches (keeps .venv)
-	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf build .serverless .pytest_cache .mypy_cache .ruff_cache .hypothesis

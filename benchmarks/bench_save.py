@@ -54,7 +54,7 @@ def wait_for_port(port: int, timeout: float = 30) -> None:
 
 @contextmanager
 def background(command: list[str], port: int) -> Iterator[None]:
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port)
         yield
@@ -75,7 +75,7 @@ class Run:
 def measure(command: list[str], env: dict[str, str], result_file: Path | None) -> tuple[float, float, float]:
     """The copy's own time, the process's wall time, and its peak RSS (MiB)."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT, env=env)  # noqa: S603
+    process = subprocess.Popen(command, cwd=ROOT, env=env)
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:

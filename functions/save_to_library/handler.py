@@ -14,9 +14,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from video_library.errors import VideoLibraryError
 from video_library.http import caller_id, json_response, register_error_handlers
-from video_library.observability import logger, metrics, tracer
+from video_library.observability import logger, metrics, trace_downloads, tracer
 from video_library.save import SavedVideo, SaveRequest, TimeBudget, save_to_library
 
+trace_downloads()
 app = APIGatewayHttpResolver(enable_validation=True)
 register_error_handlers(app)
 
