@@ -15,8 +15,9 @@ LAMBDA_PLATFORM ?= aarch64-manylinux2014
 LAYER_PYC_PYTHON ?= $(shell for py in python$(LAMBDA_PYTHON) $$(ls -d $$HOME/.pyenv/versions/$(LAMBDA_PYTHON).*/bin/python$(LAMBDA_PYTHON) \
 	2>/dev/null | sort -V | tail -1); do $$py -c '' >/dev/null 2>&1 && echo $$py && break; done)
 PYTEST_ARGS ?=
+NODE_DEPS := node_modules/.installed
 
-.PHONY: help venv dev demo token lint test events infra bench bench-save bench-purge bench-coldstart layer package \
+.PHONY: help venv dev demo token openapi lint test events infra bench bench-save bench-purge bench-coldstart layer package \
 	lock clean
 
 help: ## List the targets
@@ -29,7 +30,7 @@ $(SYNCED): uv.lock pyproject.toml
 
 venv: $(SYNCED) ## Build or refresh .venv from uv.lock
 
-dev: venv ## Run the whole service locally on 127.0.0.1:$PORT (8000) with embedded stand-ins, until Ctrl-C
+dev: venv $(NODE_DEPS) ## Run the whole service locally on 127.0.0.1:$PORT (8000) with embedded stand-ins, until Ctrl-C
 	@PYTHONUNBUFFERED=1 exec $(BIN)/python -m devtools.local_stack
 
 demo: venv ## The whole story against an embedded stack: generate, webhook, save, sha256 check, purge
@@ -49,6 +50,9 @@ test: lint ## Lint, then run every test (offline: moto stands in for AWS)
 
 events: venv ## Regenerate events/ from the PiAPI samples in ../shared/piapi
 	$(BIN)/python -m devtools.make_events
+
+openapi: venv ## Regenerate openapi.json from the handlers' routes and models
+	$(BIN)/python -m devtools.openapi
 
 infra: venv ## Regenerate infra/videos-table.json from the PynamoDB model
 	$(BIN)/python -m devtools.infra
@@ -91,8 +95,6 @@ layer: venv ## Build the Lambda layer in build/layer from uv.lock, with wheels f
 	@du -sh build/layer
 
 # osls (package.json / package-lock.json). Install scripts are skipped: osls needs none of them.
-NODE_DEPS := node_modules/.installed
-
 $(NODE_DEPS): package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund
 	@touch $@

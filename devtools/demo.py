@@ -75,7 +75,7 @@ def run(stack: LocalStack) -> None:
         ("keeper", "a paper boat drifting down a rainy street"),
         ("preview", "waves crashing on black sand"),
     ):
-        answer = api.post("/_dev/generate", headers=headers, json={"campaign_id": "42", "prompt": prompt})
+        answer = api.post("/api/video/generate", headers=headers, json={"campaign_id": "42", "prompt": prompt})
         check(answer.status_code == 202, f"{name}: PiAPI task created, record pending ({answer.status_code})")
         videos[name] = answer.json()["video_id"]
 

@@ -86,6 +86,54 @@ def save_to_library_event() -> dict[str, object]:
     )
 
 
+def library_events() -> dict[str, dict[str, object]]:
+    """The library page's requests: its listing, and a Generate click."""
+    headers = {
+        "authorization": "Bearer eyJhbGciOiJSUzI1NiJ9.sample.signature",
+        "origin": "https://app.example.com",
+        "user-agent": "Mozilla/5.0",
+        "host": "api.example.com",
+    }
+    when = datetime(2026, 11, 25, 9, 1, tzinfo=UTC)
+    return {
+        "library_list": http_api_event(
+            "GET",
+            "/api/video/library",
+            query="campaign_id=42&limit=24",
+            headers=headers,
+            claims=SAMPLE_CLAIMS,
+            now=when,
+            request_id="LibraryListReq1=",
+        ),
+        "library_generate": http_api_event(
+            "POST",
+            "/api/video/generate",
+            body=json.dumps(
+                {
+                    "campaign_id": "42",
+                    "prompt": "a paper boat drifting down a rainy street",
+                    "model": "Qubico/hunyuan",
+                    "task_type": "txt2video",
+                    "options": {"aspect_ratio": "16:9"},
+                }
+            ),
+            headers={**headers, "content-type": "application/json"},
+            claims=SAMPLE_CLAIMS,
+            now=when,
+            request_id="LibraryGenerateReq1=",
+        ),
+    }
+
+
+def reconcile_event() -> dict[str, object]:
+    """The reconciliation schedule's event (every 10 minutes)."""
+    return scheduled_event(
+        datetime(2026, 11, 25, 9, 30, tzinfo=UTC),
+        event_id="3c2b1a09-8f7e-4d6c-9b5a-4e3d2c1b0a99",
+        rule_name="video-library-dev-ReconcileEventsRuleSchedule1-7A6B5C4D3E2F1",
+    )
+
+
 def purge_event(name: str) -> dict[str, object]:
     """The daily schedule's event; ``purge_dry_run`` is the same with ``detail: {"dry_run": true}``."""
     event_id, detail = PURGE_EVENTS[name]
@@ -106,6 +154,9 @@ def main(samples_dir: Path) -> None:
     for name in PURGE_EVENTS:
         write(name, purge_event(name))
     write("save_to_library", save_to_library_event())
+    for name, event in library_events().items():
+        write(name, event)
+    write("reconcile", reconcile_event())
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ The model's table name and endpoint come from the settings when the first operat
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 import zlib
 from datetime import UTC, datetime
@@ -94,6 +96,18 @@ class UnsavedByAgeIndex(GlobalSecondaryIndex["VideoRecord"]):
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
+class InFlightByAgeIndex(GlobalSecondaryIndex["VideoRecord"]):
+    """Sparse: only records still ``pending`` or ``processing`` carry ``in_flight_shard``, so reconciliation
+    (asking PiAPI about tasks whose webhook never came) reads only those. ``task_id`` is projected for it."""
+
+    class Meta:
+        index_name = "in_flight_by_age"
+        projection = IncludeProjection(["task_id"])
+
+    in_flight_shard = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
 class VideoRecord(Model):
     """One generated video."""
 
@@ -146,11 +160,14 @@ class VideoRecord(Model):
 
     # Key of the purge index; present only while the video is not saved.
     purge_shard = UnicodeAttribute(null=True)
+    # Key of the reconciliation index; present only while the video is pending or processing.
+    in_flight_shard = UnicodeAttribute(null=True)
 
     by_task_id = ByTaskIndex()
     by_user = ByUserIndex()
     by_user_campaign = ByUserCampaignIndex()
     unsaved_by_age = UnsavedByAgeIndex()
+    in_flight_by_age = InFlightByAgeIndex()
 
     @property
     def video_status(self) -> VideoStatus:
@@ -204,6 +221,7 @@ def create_video(new: NewVideo) -> VideoRecord:
         created_at=new.created_at or now,
         updated_at=now,
         purge_shard=purge_shard_of(video_id),
+        in_flight_shard=None if new.status.is_terminal else purge_shard_of(video_id),
     )
     try:
         record.save(condition=table.video_id.does_not_exist())
@@ -255,11 +273,15 @@ def _progress_actions(progress: TaskProgress, now: datetime) -> list[Action]:
             t.provider_video_raw_url.set(raw_url),
             t.completed_at.set(progress.completed_at or now),
             t.error.remove(),
+            t.in_flight_shard.remove(),
         ]
         if progress.thumbnail_url:
             actions.append(t.thumbnail_url.set(progress.thumbnail_url))
     elif progress.status is VideoStatus.FAILED:
-        actions.append(t.error.set(progress.error or "the provider reported a failure without a reason"))
+        actions += [
+            t.error.set(progress.error or "the provider reported a failure without a reason"),
+            t.in_flight_shard.remove(),
+        ]
     return actions
 
 
@@ -408,6 +430,91 @@ def delete_if_unsaved(video_id: str, now: datetime) -> bool:
             raise Throttled(f"deleting video {video_id} was throttled ({exc.cause_response_code})") from exc
         raise
     return True
+
+
+def in_flight_before(cutoff: datetime, *, limit: int) -> list[VideoRecord]:
+    """Up to ``limit`` records still pending or processing, created before ``cutoff``, oldest first per shard
+    (keys, ``created_at`` and ``task_id`` only). Reads only what is in flight, whatever the table's size."""
+    table = bind()
+    found: list[VideoRecord] = []
+    for shard in range(PURGE_INDEX_SHARDS):
+        remaining = limit - len(found)
+        if remaining <= 0:
+            break
+        found += table.in_flight_by_age.query(
+            str(shard), range_key_condition=table.created_at < cutoff, limit=remaining, page_size=remaining
+        )
+    return found
+
+
+class BadCursor(ValueError):
+    """A pagination cursor that this API did not hand out (or that belongs to another query)."""
+
+
+def _encode_cursor(key: dict[str, Any] | None) -> str | None:
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None, expected_keys: set[str]) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadCursor("the cursor is not one this API handed out") from exc
+    if not isinstance(key, dict) or set(key) != expected_keys:
+        raise BadCursor("the cursor is not one this API handed out")
+    return key
+
+
+def user_videos(
+    user_id: str,
+    *,
+    campaign_id: str | None = None,
+    status: VideoStatus | None = None,
+    saved: bool | None = None,
+    limit: int = 24,
+    cursor: str | None = None,
+) -> tuple[list[VideoRecord], str | None]:
+    """A page of a user's videos, newest first (optionally one campaign, one status, saved or not), and the
+    opaque cursor of the next page. A Query on the user's (or user-and-campaign's) index, never a Scan."""
+    table = bind()
+    index: GlobalSecondaryIndex[VideoRecord]
+    if campaign_id is None:
+        index, hash_key, hash_name = table.by_user, user_id, "user_id"
+    else:
+        index, hash_key, hash_name = table.by_user_campaign, user_campaign_key(user_id, campaign_id), "user_campaign"
+    conditions = []
+    if status is not None:
+        conditions.append(table.status == status.value)
+    if saved is not None:
+        conditions.append(table.saved_to_r2 == saved)
+    condition = None
+    for part in conditions:
+        condition = part if condition is None else condition & part
+    start = _decode_cursor(cursor, {hash_name, "created_at", "video_id"})
+    if start is not None and start[hash_name] != {"S": hash_key}:
+        raise BadCursor("the cursor belongs to another listing")
+    results = index.query(
+        hash_key, filter_condition=condition, scan_index_forward=False, limit=limit, last_evaluated_key=start
+    )
+    page = list(results)
+    return page, _encode_cursor(results.last_evaluated_key if len(page) == limit else None)
+
+
+def saved_videos(user_id: str, campaign_id: str | None = None) -> list[VideoRecord]:
+    """Every saved video of a user (or of one campaign), for storage accounting."""
+    table = bind()
+    if campaign_id is None:
+        results = table.by_user.query(user_id, filter_condition=table.saved_to_r2 == True)  # noqa: E712
+    else:
+        results = table.by_user_campaign.query(
+            user_campaign_key(user_id, campaign_id),
+            filter_condition=table.saved_to_r2 == True,  # noqa: E712
+        )
+    return list(results)
 
 
 def record_as_dict(record: VideoRecord) -> dict[str, Any]:

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     # Purge
     purge_after_days: int = Field(default=30, ge=1)
 
+    # Library
+    # R2 Standard storage price (developers.cloudflare.com/r2/pricing): the storage-usage estimate uses it.
+    r2_usd_per_gb_month: float = Field(default=0.015, ge=0)
+    # Reconciliation asks PiAPI about tasks still pending/processing this long after they were created.
+    reconcile_after_minutes: int = Field(default=10, ge=1)
+
     _split_allowed = field_validator("allowed_source_hosts", "dev_insecure_source_hosts", mode="before")(_split_hosts)
 
 

@@ -19,6 +19,8 @@ def generated() -> dict[str, dict[str, object]]:
     }
     events.update({name: make_events.purge_event(name) for name in make_events.PURGE_EVENTS})
     events["save_to_library"] = make_events.save_to_library_event()
+    events.update(make_events.library_events())
+    events["reconcile"] = make_events.reconcile_event()
     return events
 
 

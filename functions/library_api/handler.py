@@ -1,0 +1,79 @@
+"""The library API the front end needs: list, one video, generate, storage usage.
+
+The caller is checked before the resolver runs (Powertools validates first), so an unauthenticated request
+gets 401 whatever it sends.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from video_library.errors import VideoLibraryError
+from video_library.generate import GenerateRequest, generate_video
+from video_library.http import caller_id, json_response, register_error_handlers
+from video_library.library import StorageUsage, VideoPage, VideoView, get_video, list_videos, storage_usage, view_of
+from video_library.models import CAMPAIGN_ID_PATTERN
+from video_library.observability import logger, metrics, tracer
+from video_library.status import VideoStatus
+
+app = APIGatewayHttpResolver(enable_validation=True)
+register_error_handlers(app)
+
+CampaignQuery = Annotated[str | None, Query(pattern=CAMPAIGN_ID_PATTERN, description="Only this campaign")]
+
+
+def _caller() -> str:
+    return caller_id(app.current_event.raw_event)
+
+
+@app.get("/api/video/library", summary="The caller's videos, newest first")
+def library(
+    campaign_id: CampaignQuery = None,
+    status: Annotated[VideoStatus | None, Query(description="Only videos in this status")] = None,
+    saved: Annotated[bool | None, Query(description="Only saved (true) or unsaved (false) videos")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 24,
+    cursor: Annotated[str | None, Query(max_length=2048, description="next_cursor of the previous page")] = None,
+) -> VideoPage:
+    return list_videos(_caller(), campaign_id=campaign_id, status=status, saved=saved, limit=limit, cursor=cursor)
+
+
+@app.get("/api/video/storage-usage", summary="Saved videos, their size and estimated monthly R2 cost")
+def usage(campaign_id: CampaignQuery = None) -> StorageUsage:
+    return storage_usage(_caller(), campaign_id)
+
+
+@app.get("/api/video/<video_id>", summary="One of the caller's videos")
+def one_video(video_id: Annotated[str, Path(min_length=1, max_length=128)]) -> VideoView:
+    return get_video(_caller(), video_id)
+
+
+@app.post(
+    "/api/video/generate",
+    summary="Generate a video through PiAPI (answers 202 with the pending video)",
+    responses={
+        202: {"description": "Accepted: the video is pending", "content": {"application/json": {"model": VideoView}}},
+        502: {"description": "PiAPI refused or failed the request"},
+    },
+)
+def generate(body: GenerateRequest) -> Response[VideoView]:
+    view = view_of(generate_video(_caller(), body))
+    return Response(
+        status_code=HTTPStatus.ACCEPTED, content_type=content_types.APPLICATION_JSON, body=view
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        caller_id(event)
+    except VideoLibraryError as exc:
+        return json_response(exc.status, exc.to_body())
+    return app.resolve(event, context)
