@@ -14,9 +14,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from video_library.errors import VideoLibraryError
 from video_library.generate import GenerateRequest, generate_video
-from video_library.http import caller_id, json_response, register_error_handlers
+from video_library.http import caller_id, register_error_handlers, resolve_for_signed_in_user
 from video_library.library import StorageUsage, VideoPage, VideoView, get_video, list_videos, storage_usage, view_of
 from video_library.models import CAMPAIGN_ID_PATTERN
 from video_library.observability import logger, metrics, tracer
@@ -63,17 +62,11 @@ def one_video(video_id: Annotated[str, Path(min_length=1, max_length=128)]) -> V
 )
 def generate(body: GenerateRequest) -> Response[VideoView]:
     view = view_of(generate_video(_caller(), body))
-    return Response(
-        status_code=HTTPStatus.ACCEPTED, content_type=content_types.APPLICATION_JSON, body=view
-    )
+    return Response(status_code=HTTPStatus.ACCEPTED, content_type=content_types.APPLICATION_JSON, body=view)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        caller_id(event)
-    except VideoLibraryError as exc:
-        return json_response(exc.status, exc.to_body())
-    return app.resolve(event, context)
+    return resolve_for_signed_in_user(app, event, context)

@@ -12,8 +12,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from video_library.errors import VideoLibraryError
-from video_library.http import caller_id, json_response, register_error_handlers
+from video_library.http import caller_id, register_error_handlers, resolve_for_signed_in_user
 from video_library.observability import logger, metrics, trace_downloads, tracer
 from video_library.save import SavedVideo, SaveRequest, TimeBudget, save_to_library
 
@@ -32,8 +31,4 @@ def save(body: SaveRequest) -> SavedVideo:
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        caller_id(event)
-    except VideoLibraryError as exc:
-        return json_response(exc.status, exc.to_body())
-    return app.resolve(event, context)
+    return resolve_for_signed_in_user(app, event, context)

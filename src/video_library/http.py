@@ -57,6 +57,18 @@ def caller_id(event: Mapping[str, Any]) -> str:
     return subject
 
 
+def resolve_for_signed_in_user(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Answer 401 unless API Gateway verified a user, before the resolver validates anything; else resolve.
+
+    (Powertools validates the request before any middleware runs, so this cannot be one.)
+    """
+    try:
+        caller_id(event)
+    except VideoLibraryError as exc:
+        return json_response(exc.status, exc.to_body())
+    return app.resolve(event, context)
+
+
 def register_error_handlers(
     app: APIGatewayHttpResolver, *, validation_status: HTTPStatus = HTTPStatus.UNPROCESSABLE_ENTITY
 ) -> None:
