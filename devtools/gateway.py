@@ -106,6 +106,8 @@ class Gateway:
         self.routes = routes
         self.jwt_secret = jwt_secret
         self.dev_routes: dict[tuple[str, str], Callable[[dict[str, Any]], Answer]] = {}
+        # (method, path) -> an answer for what no route matches, e.g. static files (devtools.static_files)
+        self.fallback: Callable[[str, str], Answer | None] | None = None
         self._handlers: dict[str, Handler] = {}
         self._locks: dict[str, threading.Lock] = {route.function: threading.Lock() for route in routes}
 
@@ -128,7 +130,8 @@ class Gateway:
             return dev_route({"query": query, "headers": headers, "body": body})
         matched = self.match(method, path)
         if matched is None:
-            return _json_answer(404, {"message": "Not Found"})
+            fallback = self.fallback(method, path) if self.fallback is not None else None
+            return fallback or _json_answer(404, {"message": "Not Found"})
         route, path_parameters = matched
         claims = None
         if route.authorized:

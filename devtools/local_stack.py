@@ -24,12 +24,14 @@ from typing import Any
 
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
+from devtools.api_docs import docs_routes
 from devtools.eventbridge import scheduled_event
 from devtools.fake_piapi import FakePiapi
 from devtools.gateway import Answer, Gateway, GatewayServer, routes_from_serverless
 from devtools.lambda_context import LocalLambdaContext
 from devtools.local_aws import LocalAws
-from devtools.local_jwt import DEFAULT_SECRET, InvalidToken, verify
+from devtools.local_jwt import DEFAULT_SECRET, mint
+from devtools.static_files import StaticFiles
 
 DEV_BUCKET = "video-library"
 DEV_TABLE = "videos"
@@ -137,9 +139,11 @@ class LocalStack:
             {
                 ("GET", "/healthz"): lambda _: Answer(200, {"content-type": "application/json"}, b'{"ok": true}'),
                 ("POST", "/_dev/purge"): self._purge_route,
-                ("POST", "/_dev/generate"): self._generate_route,
+                ("POST", "/_dev/token"): self._token_route,
             }
         )
+        self.gateway.dev_routes.update(docs_routes())  # Swagger UI at /docs
+        self.gateway.fallback = StaticFiles()  # the library page, web/, at /
         self.server = GatewayServer(self.gateway, config.host, config.port, access_log=self._access_log)
         self._spawn(self.server.serve_forever, "gateway")
         self._spawn(self._purge_schedule, "purge-schedule")
@@ -201,31 +205,18 @@ class LocalStack:
             return Answer(400, {"content-type": "application/json"}, json.dumps({"error": str(exc)}).encode())
         return Answer(200, {"content-type": "application/json"}, json.dumps(summary).encode())
 
-    def _generate_route(self, request: dict[str, Any]) -> Answer:
-        """Until the library API exists: create a video through the fake PiAPI as the signed-in user."""
-        from pydantic import ValidationError
-
-        from video_library.errors import VideoLibraryError
-        from video_library.generate import GenerateRequest, generate_video
-
+    def _token_route(self, request: dict[str, Any]) -> Answer:
+        """Local sign-in for the library page: ``{"user": "alice"}`` -> ``{"token": <JWT for sub=alice>}``."""
         try:
-            claims = verify(request["headers"].get("authorization"), secret=self.config.jwt_secret)
-        except InvalidToken:
-            return Answer(401, {"content-type": "application/json"}, b'{"message": "Unauthorized"}')
-        try:
-            record = generate_video(claims["sub"], GenerateRequest.model_validate_json(request["body"] or b"{}"))
-        except ValidationError as exc:
-            problems = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
-            return Answer(422, {"content-type": "application/json"}, json.dumps({"error": problems}).encode())
-        except VideoLibraryError as exc:
-            return Answer(int(exc.status), {"content-type": "application/json"}, json.dumps(exc.to_body()).encode())
-        body = {
-            "video_id": record.video_id,
-            "task_id": record.task_id,
-            "status": record.status,
-            "campaign_id": record.campaign_id,
-        }
-        return Answer(202, {"content-type": "application/json"}, json.dumps(body).encode())
+            body = json.loads(request["body"] or b"{}")
+        except ValueError:
+            body = None
+        user = body.get("user") if isinstance(body, dict) else None
+        if not isinstance(user, str) or not 1 <= len(user.strip()) <= 64:
+            problem = {"error": {"code": "invalid_user", "message": "user must be a name of 1 to 64 characters"}}
+            return Answer(400, {"content-type": "application/json"}, json.dumps(problem).encode())
+        token = mint(user.strip(), secret=self.config.jwt_secret)
+        return Answer(200, {"content-type": "application/json"}, json.dumps({"token": token}).encode())
 
 
 def main() -> None:
@@ -240,9 +231,12 @@ video-library is running on {stack.url}   (Ctrl-C stops everything)
         print(f"    {route.method:<5} {route.path:<36} -> {route.function}{'  [JWT]' if route.authorized else ''}")
     print(
         f"""    GET   /healthz
-    POST  /_dev/generate   {{"campaign_id", "prompt", "model", "task_type"}}   [JWT]  create a video via the fake PiAPI
+    GET   /docs            Swagger UI of the API (openapi.json, generated from the code)
     POST  /_dev/purge      {{"time": "<ISO 8601>", "dry_run": false}}            run the purge now
+    POST  /_dev/token      {{"user": "alice"}}                                     a local sign-in token
+    GET   /                the library page (web/)
 
+  library page: {stack.url}/
   sign in:    TOKEN=$(make -s token USER=alice)   then   -H "Authorization: Bearer $TOKEN"
   DynamoDB + R2 (moto): {stack.aws.url}    fake PiAPI: {stack.piapi.base_url}
   purge every {config.purge_interval_s:g} s (PURGE_INTERVAL_S); fake PiAPI answers after {config.fake_piapi_delay_s:g} s

@@ -51,8 +51,9 @@ def reconcile_quiet_tasks(now: datetime, remaining_ms: Callable[[], int]) -> Rec
         except ProviderError as exc:
             # One task PiAPI cannot answer for must not stop the others; it is asked again next run.
             summary.errors += 1
-            logger.warning("PiAPI could not tell a task's state", extra={"task_id": record.task_id,
-                                                                         "reason": exc.message})
+            logger.warning(
+                "PiAPI could not tell a task's state", extra={"task_id": record.task_id, "reason": exc.message}
+            )
             continue
         result = apply_progress(progress_from_task(task))
         if result is DeliveryResult.APPLIED:

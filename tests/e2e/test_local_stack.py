@@ -7,14 +7,9 @@ ahead; then check the bucket's bytes and the table's records directly, and that 
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,75 +18,20 @@ import httpx
 import pytest
 
 from devtools.local_jwt import mint
-from tests.conftest import ROOT
+from tests.stack_process import RunningStack, read_its_table, running_stack
 from video_library import db
-from video_library.settings import get_settings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class RunningStack:
-    url: str
-    aws_url: str
-    process: subprocess.Popen[str]
-
-    def api(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[RunningStack]:
-    port, aws_port, piapi_port = free_port(), free_port(), free_port()
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "LOCAL_AWS_PORT": str(aws_port),
-        "FAKE_PIAPI_PORT": str(piapi_port),
-        "FAKE_PIAPI_DELAY_S": "0.3",
-        "PURGE_INTERVAL_S": "3600",
-        "PYTHONUNBUFFERED": "1",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devtools.local_stack"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-        if process.poll() is not None:
-            pytest.fail(f"the local stack exited early:\n{process.stdout.read() if process.stdout else ''}")
-    else:
-        process.kill()
-        pytest.fail("the local stack did not answer /healthz within 60 s")
-    running = RunningStack(url, f"http://127.0.0.1:{aws_port}", process)
-    yield running
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    with running_stack() as running:
+        yield running
 
 
 @pytest.fixture
 def table(stack: RunningStack, monkeypatch: pytest.MonkeyPatch) -> None:
     """Read the stack's table from this process, through the same data-access code."""
-    monkeypatch.setenv("DYNAMODB_ENDPOINT_URL", stack.aws_url)
-    monkeypatch.setenv("VIDEOS_TABLE", "videos")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
-    get_settings.cache_clear()
+    read_its_table(stack, monkeypatch)
 
 
 def bucket(stack: RunningStack) -> Any:
@@ -116,7 +56,7 @@ def wait_for(video_id: str, status: str, timeout_s: float = 20) -> db.VideoRecor
 
 def generate(api: httpx.Client, token: str, prompt: str, **extra: Any) -> str:
     answer = api.post(
-        "/_dev/generate",
+        "/api/video/generate",
         headers={"authorization": f"Bearer {token}"},
         json={"campaign_id": "7", "prompt": prompt, **extra},
     )
@@ -180,7 +120,7 @@ def test_bad_requests_get_clear_answers(stack: RunningStack) -> None:
     assert api.post("/_dev/purge", json={"time": "yesterday"}).status_code == 400
     assert (
         api.post(
-            "/_dev/generate", headers=auth, json={"campaign_id": "7", "prompt": "x", "model": "dall-e"}
+            "/api/video/generate", headers=auth, json={"campaign_id": "7", "prompt": "x", "model": "dall-e"}
         ).status_code
         == 422
     )
