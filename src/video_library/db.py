@@ -515,8 +515,3 @@ def saved_videos(user_id: str, campaign_id: str | None = None) -> list[VideoReco
             filter_condition=table.saved_to_r2 == True,  # noqa: E712
         )
     return list(results)
-
-
-def record_as_dict(record: VideoRecord) -> dict[str, Any]:
-    """A record's stored attributes as plain Python values (for logs and tests, never for the API)."""
-    return {name: getattr(record, name) for name in record.get_attributes()}
