@@ -91,6 +91,21 @@ def log_records(buffer: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
 
 
+def emitted_metrics(stdout: str) -> dict[str, float]:
+    """The metrics Powertools wrote (CloudWatch EMF lines on stdout), summed by name."""
+    emitted: dict[str, float] = {}
+    for line in stdout.splitlines():
+        if '"_aws"' not in line:
+            continue
+        blob = json.loads(line)
+        for metric in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+            value = blob[metric["Name"]]
+            emitted[metric["Name"]] = emitted.get(metric["Name"], 0) + (
+                sum(value) if isinstance(value, list) else value
+            )
+    return emitted
+
+
 def load_event(name: str) -> dict[str, Any]:
     event: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
     return event

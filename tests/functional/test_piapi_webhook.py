@@ -12,7 +12,7 @@ import pytest
 from devtools.apigw import http_api_event
 from devtools.lambda_context import LocalLambdaContext
 from functions.piapi_webhook.handler import handler
-from tests.conftest import WEBHOOK_SECRET, load_event, log_records, make_video, task_of
+from tests.conftest import WEBHOOK_SECRET, emitted_metrics, load_event, log_records, make_video, task_of
 from video_library import db
 from video_library.observability import logger
 
@@ -376,15 +376,7 @@ def test_metrics_count_deliveries_completions_and_failures(capsys: pytest.Captur
     deliver(load_event("webhook_hunyuan_completed"))
     deliver(load_event("webhook_failed"))
 
-    emitted: dict[str, float] = {}
-    for line in capsys.readouterr().out.splitlines():
-        if '"_aws"' in line:
-            blob = json.loads(line)
-            for metric in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-                value = blob[metric["Name"]]
-                emitted[metric["Name"]] = emitted.get(metric["Name"], 0) + (
-                    sum(value) if isinstance(value, list) else value
-                )
+    emitted = emitted_metrics(capsys.readouterr().out)
     assert emitted == {"WebhooksReceived": 3, "VideosCompleted": 1, "VideosFailed": 1}
 
 

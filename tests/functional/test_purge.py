@@ -7,7 +7,6 @@ with the default 30 days of retention, whatever the day the tests run.
 from __future__ import annotations
 
 import io
-import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,7 @@ from pynamodb.exceptions import DeleteError
 from devtools.eventbridge import scheduled_event
 from devtools.lambda_context import LocalLambdaContext
 from functions.purge.handler import handler
-from tests.conftest import load_event, log_records, make_video
+from tests.conftest import emitted_metrics, load_event, log_records, make_video
 from video_library import db, purge
 from video_library.purge import InvalidPurgeEvent, PurgeLimits
 from video_library.r2 import video_object_key
@@ -625,15 +624,7 @@ def test_the_summary_is_logged_and_the_counts_are_metrics(
     assert len(finished) == 1
     assert {key: finished[0][key] for key in summary} == summary
     assert finished[0]["correlation_id"] == load_event("purge")["id"]
-    emitted: dict[str, float] = {}
-    for line in capsys.readouterr().out.splitlines():
-        if '"_aws"' in line:
-            blob = json.loads(line)
-            for metric in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-                value = blob[metric["Name"]]
-                emitted[metric["Name"]] = emitted.get(metric["Name"], 0) + (
-                    sum(value) if isinstance(value, list) else value
-                )
+    emitted = emitted_metrics(capsys.readouterr().out)
     assert emitted == {"VideosPurged": 3, "VideosPurgeKept": 1}
 
 
