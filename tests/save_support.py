@@ -73,6 +73,21 @@ class SaveStack:
         return uploads
 
 
+def point_save_at(aws: LocalAws, monkeypatch: pytest.MonkeyPatch, *, allowed_hosts: str, dev_hosts: str = "") -> None:
+    """Settings for a save against ``aws`` (table and "R2" bucket created, request log emptied)."""
+    monkeypatch.setenv("DYNAMODB_ENDPOINT_URL", aws.url)
+    monkeypatch.setenv("R2_ENDPOINT_URL", aws.url)
+    monkeypatch.setenv("R2_BUCKET", BUCKET)
+    monkeypatch.setenv("R2_ACCESS_KEY_ID", "r2-key-id")
+    monkeypatch.setenv("R2_SECRET_ACCESS_KEY", "r2-secret")
+    monkeypatch.setenv("ALLOWED_SOURCE_HOSTS", allowed_hosts)
+    monkeypatch.setenv("DEV_INSECURE_SOURCE_HOSTS", dev_hosts)
+    get_settings.cache_clear()
+    db.create_tables()
+    aws.client("s3").create_bucket(Bucket=BUCKET)
+    aws.requests.clear()
+
+
 @pytest.fixture
 def stack(
     local_aws: LocalAws,
@@ -81,18 +96,10 @@ def stack(
     loopback_only: list[tuple[Any, ...]],
 ) -> Iterator[SaveStack]:
     local_aws.reset()
-    monkeypatch.setenv("DYNAMODB_ENDPOINT_URL", local_aws.url)
-    monkeypatch.setenv("R2_ENDPOINT_URL", local_aws.url)
-    monkeypatch.setenv("R2_BUCKET", BUCKET)
-    monkeypatch.setenv("R2_ACCESS_KEY_ID", "r2-key-id")
-    monkeypatch.setenv("R2_SECRET_ACCESS_KEY", "r2-secret")
-    monkeypatch.setenv("ALLOWED_SOURCE_HOSTS", ".theapi.app,127.0.0.1,cdn.example.test,[::1],::1")
-    monkeypatch.setenv("DEV_INSECURE_SOURCE_HOSTS", "localhost")
-    get_settings.cache_clear()
-    db.create_tables()
+    point_save_at(
+        local_aws, monkeypatch, allowed_hosts=".theapi.app,127.0.0.1,cdn.example.test,[::1],::1", dev_hosts="localhost"
+    )
     s3 = local_aws.client("s3")
-    s3.create_bucket(Bucket=BUCKET)
-    local_aws.requests.clear()
     yield SaveStack(local_aws, video_source, s3)
     get_settings.cache_clear()
 

@@ -20,6 +20,7 @@ from typing import Any
 from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
+from pynamodb.expressions.condition import Condition, Or
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
@@ -310,6 +311,22 @@ def _classify(current: VideoRecord | None, progress: TaskProgress) -> ProgressOu
     return ProgressOutcome.STALE
 
 
+def _update_if(video_id: str, actions: list[Action], condition: Condition) -> bool:
+    """One conditional UpdateItem; False when the condition does not hold (anything else raises)."""
+    try:
+        bind()(video_id).update(actions=actions, condition=condition)
+    except UpdateError as exc:
+        if exc.cause_response_code == CONDITION_FAILED:
+            return False
+        raise
+    return True
+
+
+def _no_live_save_lease(now: datetime) -> Condition:
+    """No save holds the record: never leased, or the lease has expired (a crashed save's)."""
+    return Or(VideoRecord.save_lease_expires_at.does_not_exist(), VideoRecord.save_lease_expires_at < now)
+
+
 def claim_save_lease(video_id: str, user_id: str, lease_id: str, expires_at: datetime, now: datetime) -> bool:
     """Take the right to save a video: one writer at a time. False when the record is not the caller's,
     not completed, already saved, or held by a save whose lease has not expired."""
@@ -318,16 +335,11 @@ def claim_save_lease(video_id: str, user_id: str, lease_id: str, expires_at: dat
         (table.user_id == user_id)
         & (table.status == VideoStatus.COMPLETED.value)
         & (table.saved_to_r2 == False)  # noqa: E712 (a PynamoDB condition, not a comparison)
-        & (table.save_lease_expires_at.does_not_exist() | (table.save_lease_expires_at < now))
+        & _no_live_save_lease(now)
     )
-    actions: list[Action] = [table.save_lease_id.set(lease_id), table.save_lease_expires_at.set(expires_at)]
-    try:
-        table(video_id).update(actions=actions, condition=condition)
-    except UpdateError as exc:
-        if exc.cause_response_code == CONDITION_FAILED:
-            return False
-        raise
-    return True
+    return _update_if(
+        video_id, [table.save_lease_id.set(lease_id), table.save_lease_expires_at.set(expires_at)], condition
+    )
 
 
 class LeaseLost(Exception):
@@ -368,21 +380,13 @@ def record_saved(
 def release_save_lease(video_id: str, lease_id: str, error: str) -> bool:
     """Give the lease back after a failed save, recording why; False if the lease was no longer ours."""
     table = bind()
-    try:
-        table(video_id).update(
-            actions=[
-                table.save_error.set(error),
-                table.updated_at.set(utcnow()),
-                table.save_lease_id.remove(),
-                table.save_lease_expires_at.remove(),
-            ],
-            condition=table.save_lease_id == lease_id,
-        )
-    except UpdateError as exc:
-        if exc.cause_response_code == CONDITION_FAILED:
-            return False
-        raise
-    return True
+    actions: list[Action] = [
+        table.save_error.set(error),
+        table.updated_at.set(utcnow()),
+        table.save_lease_id.remove(),
+        table.save_lease_expires_at.remove(),
+    ]
+    return _update_if(video_id, actions, table.save_lease_id == lease_id)
 
 
 class Throttled(Exception):
@@ -419,7 +423,7 @@ def delete_if_unsaved(video_id: str, now: datetime) -> bool:
     condition = (
         table.purge_shard.exists()
         & (table.saved_to_r2 == False)  # noqa: E712 (a PynamoDB condition, not a comparison)
-        & (table.save_lease_expires_at.does_not_exist() | (table.save_lease_expires_at < now))
+        & _no_live_save_lease(now)
     )
     try:
         table(video_id).delete(condition=condition)

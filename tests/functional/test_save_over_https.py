@@ -14,8 +14,8 @@ import pytest
 from devtools.local_aws import LocalAws
 from devtools.tls import self_signed_certificate
 from devtools.video_source import VideoSourceServer, synthetic_sha256
-from tests.save_support import BUCKET, MIB, PART, call_save, completed_video
-from video_library import db, source
+from tests.save_support import BUCKET, MIB, PART, call_save, completed_video, point_save_at
+from video_library import source
 from video_library.settings import get_settings
 
 
@@ -44,19 +44,10 @@ def https_stack(
     # boto3 trusts AWS_CA_BUNDLE, the source client the default verify paths (SSL_CERT_FILE): our test CA.
     monkeypatch.setenv("AWS_CA_BUNDLE", certificate[0])
     monkeypatch.setenv("SSL_CERT_FILE", certificate[0])
-    monkeypatch.setenv("DYNAMODB_ENDPOINT_URL", https_aws.url)
-    monkeypatch.setenv("R2_ENDPOINT_URL", https_aws.url)
-    monkeypatch.setenv("R2_BUCKET", BUCKET)
-    monkeypatch.setenv("R2_ACCESS_KEY_ID", "r2-key-id")
-    monkeypatch.setenv("R2_SECRET_ACCESS_KEY", "r2-secret")
-    monkeypatch.setenv("ALLOWED_SOURCE_HOSTS", "cdn.example.test")
-    get_settings.cache_clear()
-    db.create_tables()
-    https_aws.client("s3").create_bucket(Bucket=BUCKET)
+    point_save_at(https_aws, monkeypatch, allowed_hosts="cdn.example.test")
     # cdn.example.test "resolves" to the local source; treat that one address as public for these tests only
     monkeypatch.setattr(source, "resolve_host", lambda host, port: ["127.0.0.1"])
     monkeypatch.setattr(source, "is_public_address", lambda address: address == "127.0.0.1")
-    https_aws.requests.clear()
     yield https_aws
     get_settings.cache_clear()
 
