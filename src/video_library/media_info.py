@@ -7,8 +7,9 @@ declares. No decoder, no second download, no dependency:
 - MP4 / QuickTime (ISO BMFF boxes): ``moov > mvhd`` gives the duration; the ``moov > trak`` whose
   ``mdia > hdlr`` is ``vide`` gives the picture size from its ``tkhd`` (``mdia > mdhd`` stands in for a
   duration ``mvhd`` leaves unset). ``moov`` may come before or after ``mdat``.
-- WebM / Matroska (EBML): ``Segment > Info`` gives Duration in TimestampScale units; the first ``TrackEntry`` of
-  TrackType 1 gives ``Video > PixelWidth/PixelHeight`` (DisplayWidth/DisplayHeight when given in pixels).
+- WebM / Matroska (EBML): ``Segment > Info`` gives Duration (in TimestampScale units); the first enabled
+  ``TrackEntry`` of TrackType 1 gives ``Video > PixelWidth/PixelHeight`` (DisplayWidth/DisplayHeight when
+  given in pixels). Segments and Clusters of unknown size (live recordings) are understood.
 
 The size reported is the one a player shows: ``tkhd`` already scales for non-square pixels, and a track
 rotated by 90° or 270° in its ``tkhd`` matrix has its width and height swapped. (ffprobe's ``width`` and
@@ -16,10 +17,11 @@ rotated by 90° or 270° in its ``tkhd`` matrix has its width and height swapped
 
 The probe is a push parser that walks the structure by counting bytes: payloads it does not need (``mdat``,
 ``minf`` with its sample tables, Clusters, Cues, ...) are skipped with a counter, whatever their size, so
-skipping costs O(1) per chunk. It descends only into the few containers on the path to the facts, keeps
-only the first bytes of the few boxes it reads (96 at most), and gives up past
-``MAX_NESTING`` levels or ``MAX_ITEMS`` boxes/elements. It never raises: a save must not fail because a
-header is odd; what could not be read is simply unknown (``None``), and ``problem`` says why.
+skipping costs O(1) per chunk. It descends only along the fixed paths to the facts (``moov > trak > mdia``;
+``Segment > Tracks > TrackEntry > Video``), so it never holds more than four levels however deep a file
+nests, keeps only the first bytes of the few boxes it reads (96 at most), and gives up after ``MAX_ITEMS``
+boxes/elements. It never raises: a save must not fail because a header is odd; what could not be read is
+simply unknown (``None``), and ``problem`` says why.
 """
 
 from __future__ import annotations
@@ -35,8 +37,7 @@ Container: TypeAlias = Literal["mp4", "quicktime", "webm", "matroska"]
 # Sanity limits: a value outside them is not believed (reported unknown).
 MAX_DIMENSION = 16_384
 MAX_DURATION_S = 7 * 24 * 3600.0
-# Limits on the work and memory spent on one stream, whatever it declares.
-MAX_NESTING = 8
+# Headers examined before giving up: real files reach their facts within a few dozen.
 MAX_ITEMS = 10_000
 _SNIFF_BYTES = 8
 
@@ -76,6 +77,7 @@ class MediaProbe:
         return self._reader.problem if self._reader is not None else None
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> None:
+        """The stream's next bytes. Costs O(len(chunk)) at most, O(1) while skipping or once done."""
         if self.done:
             return
         try:
@@ -142,8 +144,8 @@ class _Reader(ABC, Generic[Kind]):
     """The streaming walk shared by both formats: headers, then a payload to read a prefix of, or to skip.
 
     Positions are absolute offsets in the stream. Exactly one of three things happens to each byte: it is
-    part of a header (a few bytes, buffered), part of a payload prefix being read (at most
-    ``_MAX_LEAF_BYTES``, buffered), or skipped (counted). A container's payload is not a step of its own:
+    part of a header (at most 16 bytes, buffered), part of a payload prefix being read (at most
+    96 bytes, buffered), or skipped (counted). A container's payload is not a step of its own:
     its children's headers follow its header.
     """
 
@@ -209,9 +211,6 @@ class _Reader(ABC, Generic[Kind]):
     # What ``on_header`` may decide.
 
     def descend(self, kind: Kind, end: int | None, *, open_ended: bool = False) -> None:
-        if len(self.stack) >= MAX_NESTING:
-            self.give_up(f"containers nested deeper than {MAX_NESTING} levels at offset {self.pos}")
-            return
         self.stack.append(_Open(kind, end, open_ended))
         self._close_finished()
 
@@ -242,15 +241,16 @@ class _Reader(ABC, Generic[Kind]):
             if end is not None and end - self.pos < self.min_header:
                 self.skip(end)  # padding too short to be a box or element: the container ends here
                 return i
-        need = self.header_length(self._header)
-        if need is None:
-            self.give_up(f"invalid header at offset {self.pos - len(self._header)}")
-            return i
-        if len(self._header) < need:
+        while (need := self.header_length(self._header)) is not None and len(self._header) < need:
+            if i == len(data):
+                return i
             step = min(len(data) - i, need - len(self._header))
             self._header += data[i : i + step]
             self.pos += step
-            return i + step
+            i += step
+        if need is None:
+            self.give_up(f"invalid header at offset {self.pos - len(self._header)}")
+            return i
         header = bytes(self._header)
         self._header = bytearray()
         self._items += 1
@@ -307,7 +307,7 @@ class _Mp4Reader(_Reader[bytes]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.container: Container = "quicktime"  # until an ftyp says otherwise: old QuickTime files have none
+        self.container: Container | None = None  # from the ftyp's brand; old QuickTime files have no ftyp
         self.movie_duration_s: float | None = None
         self.video: _Mp4Track | None = None
         self.track = _Mp4Track()
@@ -333,8 +333,8 @@ class _Mp4Reader(_Reader[bytes]):
                 self.give_up(f"box {box!r} at offset {start} overruns its container")
                 return
         parent = self.stack[-1].kind if self.stack else b""
-        if start == 0 and box == b"ftyp":
-            self.container = "mp4"
+        if start == 0 and box != b"ftyp":
+            self.container = "quicktime"
         if (parent, box) in _MP4_CONTAINERS:
             if box == b"trak":
                 self.track = _Mp4Track()
@@ -369,7 +369,9 @@ class _Mp4Reader(_Reader[bytes]):
             return False
         return self.video is None or (track.enabled and not self.video.enabled)
 
-    def result(self) -> MediaInfo:
+    def result(self) -> MediaInfo | None:
+        if self.container is None:
+            return None
         duration = _believable_duration(self.movie_duration_s)
         if duration is None and self.video is not None:
             duration = _believable_duration(self.video.media_duration_s)
