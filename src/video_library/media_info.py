@@ -440,8 +440,11 @@ _MAX_UINT = 8
 # level: one of them starting ends an element of unknown size (Segment, Cluster) at the same level or below.
 _SEGMENT_CHILDREN = frozenset({0x1F43B675, 0x1C53BB6B, 0x114D9B74, 0x1254C367, 0x1043A770, 0x1941A469, _INFO, _TRACKS})
 _TOP_LEVEL = frozenset({_EBML, _SEGMENT})
-_EBML_MASTERS = {(0, _EBML), (0, _SEGMENT), (_SEGMENT, _INFO), (_SEGMENT, _TRACKS), (_TRACKS, _TRACK_ENTRY)}
-_EBML_MASTERS |= {(_TRACK_ENTRY, _VIDEO)}
+# Where the facts live: (parent, element); 0 is the top level. Masters are descended into; of the leaves,
+# at most so many payload bytes are read (a longer one is not believed).
+_EBML_MASTERS = frozenset(
+    {(0, _EBML), (0, _SEGMENT), (_SEGMENT, _INFO), (_SEGMENT, _TRACKS), (_TRACKS, _TRACK_ENTRY), (_TRACK_ENTRY, _VIDEO)}
+)
 _EBML_LEAVES = {
     (_EBML, _DOC_TYPE): _MAX_DOC_TYPE,
     (_INFO, _TIMESTAMP_SCALE): _MAX_UINT,
