@@ -25,7 +25,8 @@ help: ## List the targets
 
 $(SYNCED): uv.lock pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check 'uv>=0.5'
-	$(UV) sync --locked --quiet
+	@# Compiled once here: with PYTHONDONTWRITEBYTECODE set (as on these machines) every import would compile again.
+	UV_COMPILE_BYTECODE=1 $(UV) sync --locked --quiet
 	@rm -f $(VENV)/.synced-* && touch $@
 
 venv: $(SYNCED) ## Build or refresh .venv from uv.lock

@@ -5,6 +5,9 @@ Each request becomes the event AWS would send (path parameters, query, headers, 
 routes with the JWT authorizer need ``Authorization: Bearer <token>`` (see ``local_jwt``), and the handler's
 answer is turned back into HTTP as API Gateway does. As in Lambda, one function handles one event at a time
 (the handlers' Powertools resolvers keep the current event on a module-level object).
+
+As API Gateway does, a request that has no answer after 30 s (``INTEGRATION_TIMEOUT_S``, which an HTTP API
+cannot raise) gets ``503 {"message": "Service Unavailable"}`` while the function carries on to its own end.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from devtools.local_jwt import InvalidToken, verify
 
 ROOT = Path(__file__).resolve().parent.parent
 Handler = Callable[[dict[str, Any], Any], Any]
+# API Gateway HTTP APIs end every integration at 30 s, and that cannot be raised.
+INTEGRATION_TIMEOUT_S = 30.0
 
 
 class _CloudFormationLoader(yaml.SafeLoader):
@@ -65,8 +70,49 @@ class Route:
         return f"{self.method} {self.path}"
 
 
+def read_serverless(path: Path = ROOT / "serverless.yml") -> dict[str, Any]:
+    """serverless.yml with ``${param:name}`` resolved from ``params.default`` (CloudFormation tags dropped)."""
+    config: dict[str, Any] = yaml.load(path.read_text(), Loader=_CloudFormationLoader)  # noqa: S506 (SafeLoader)
+    defaults = (config.get("params") or {}).get("default") or {}
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: resolve(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [resolve(item) for item in value]
+        if isinstance(value, str) and (found := re.fullmatch(r"\$\{param:(\w+)\}", value)):
+            return defaults.get(found.group(1), value)
+        return value
+
+    resolved: dict[str, Any] = resolve(config)
+    return resolved
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    name: str
+    handler: str
+    timeout_s: float
+    memory_mb: int
+    events: list[Any]
+
+
+def function_config(name: str, path: Path = ROOT / "serverless.yml") -> FunctionConfig:
+    """One function of serverless.yml as Lambda would run it (timeout and memory with the provider's defaults)."""
+    config = read_serverless(path)
+    provider = config.get("provider", {})
+    function = config["functions"][name]
+    return FunctionConfig(
+        name=name,
+        handler=function["handler"],
+        timeout_s=float(function.get("timeout", provider.get("timeout", 6))),
+        memory_mb=int(function.get("memorySize", provider.get("memorySize", 1024))),
+        events=list(function.get("events") or []),
+    )
+
+
 def routes_from_serverless(path: Path = ROOT / "serverless.yml") -> list[Route]:
-    config = yaml.load(path.read_text(), Loader=_CloudFormationLoader)  # noqa: S506 (a SafeLoader subclass)
+    config = read_serverless(path)
     provider = config.get("provider", {})
     routes = []
     for name, function in (config.get("functions") or {}).items():
@@ -102,9 +148,12 @@ def _json_answer(status: int, body: object) -> Answer:
 
 
 class Gateway:
-    def __init__(self, routes: list[Route], *, jwt_secret: str | None = None) -> None:
+    def __init__(
+        self, routes: list[Route], *, jwt_secret: str | None = None, timeout_s: float = INTEGRATION_TIMEOUT_S
+    ) -> None:
         self.routes = routes
         self.jwt_secret = jwt_secret
+        self.timeout_s = timeout_s
         self.dev_routes: dict[tuple[str, str], Callable[[dict[str, Any]], Answer]] = {}
         # (method, path) -> an answer for what no route matches, e.g. static files (devtools.static_files)
         self.fallback: Callable[[str, str], Answer | None] | None = None
@@ -154,15 +203,26 @@ class Gateway:
             memory_limit_in_mb=route.memory_mb,
             timeout_s=route.timeout_s,
         )
-        with self._locks[route.function]:
-            try:
-                result = self.handler_of(route)(event, context)
-            except Exception:  # as API Gateway answers when the function fails
-                import traceback
+        outcome: list[Answer] = []
+        done = threading.Event()
 
-                traceback.print_exc()
-                return _json_answer(500, {"message": "Internal Server Error"})
-        return to_answer(result)
+        def invoke() -> None:
+            with self._locks[route.function]:
+                try:
+                    outcome.append(to_answer(self.handler_of(route)(event, context)))
+                except Exception:  # as API Gateway answers when the function fails
+                    import traceback
+
+                    traceback.print_exc()
+                    outcome.append(_json_answer(500, {"message": "Internal Server Error"}))
+                finally:
+                    done.set()
+
+        threading.Thread(target=invoke, name=f"invoke-{route.function}", daemon=True).start()
+        if not done.wait(self.timeout_s):
+            # The function is not stopped: on AWS it runs on to its own timeout, its answer thrown away.
+            return _json_answer(503, {"message": "Service Unavailable"})
+        return outcome[0]
 
 
 def to_answer(result: Any) -> Answer:

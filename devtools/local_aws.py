@@ -118,6 +118,24 @@ class LocalAws:
             **kwargs,
         )
 
+    def create_save_queues(
+        self, name: str = "saves", *, max_receives: int = 5, visibility_s: int = 5400
+    ) -> tuple[str, str]:
+        """The save queue and its dead-letter queue, with serverless.yml's redrive policy; their URLs."""
+        import json
+
+        sqs = self.client("sqs")
+        dead_letter = sqs.create_queue(QueueName=f"{name}-dead-letter")["QueueUrl"]
+        dead_letter_arn = sqs.get_queue_attributes(QueueUrl=dead_letter, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        redrive = {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": str(max_receives)}
+        queue = sqs.create_queue(
+            QueueName=name,
+            Attributes={"VisibilityTimeout": str(visibility_s), "RedrivePolicy": json.dumps(redrive)},
+        )["QueueUrl"]
+        return queue, dead_letter
+
     def requests_matching(self, method: str, *, query_has: str = "", path_has: str = "") -> list[RecordedRequest]:
         with self._lock:
             return [r for r in self.requests if r.method == method and query_has in r.query and path_has in r.path]

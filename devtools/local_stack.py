@@ -1,10 +1,14 @@
 """``make dev``: the whole service on this machine, no AWS account needed, until Ctrl-C.
 
-- moto in server mode stands in for DynamoDB and for R2 (the table and the bucket are created at start);
+- moto in server mode stands in for DynamoDB, for R2 and for SQS (the table, the bucket and the save queue with
+  its dead-letter queue are created at start);
 - a fake PiAPI speaks PiAPI's task API and calls the webhook like PiAPI does;
 - a local API Gateway serves every route of serverless.yml through the real handlers, with local JWT
-  sign-in standing in for the authorizer (``make token USER=alice``);
-- the purge runs on a schedule, and on demand through ``POST /_dev/purge``.
+  sign-in standing in for the authorizer (``make token USER=alice``), and ends requests at 30 s as AWS does;
+- the save worker runs as Lambda runs it: ``SAVE_WORKER_CONCURRENCY`` (4) instances, each its own process killed
+  at the function's timeout, fed by a poller that does what the SQS event source mapping does (batches, partial
+  failures). ``LAMBDA_CPU_SHARE=1`` also gives each instance the CPU share and memory of its Lambda size (root);
+- the purge and the sweep run on a schedule, and on demand through ``POST /_dev/purge`` and ``/_dev/sweep``.
 
 Everything listens on 127.0.0.1: the gateway on PORT (8000), moto on PORT+1, the fake PiAPI on PORT+2
 (``LOCAL_AWS_PORT`` / ``FAKE_PIAPI_PORT`` change those).
@@ -13,7 +17,6 @@ Everything listens on 127.0.0.1: the gateway on PORT (8000), moto on PORT+1, the
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import sys
@@ -22,21 +25,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
-
 from devtools.api_docs import docs_routes
 from devtools.eventbridge import scheduled_event
 from devtools.fake_piapi import FakePiapi
-from devtools.gateway import Answer, Gateway, GatewayServer, routes_from_serverless
+from devtools.gateway import Answer, Gateway, GatewayServer, function_config, routes_from_serverless
 from devtools.lambda_context import LocalLambdaContext
+from devtools.lambda_process import FunctionInstance
 from devtools.local_aws import LocalAws
 from devtools.local_jwt import DEFAULT_SECRET, mint
+from devtools.queue_poller import QueuePoller
+from devtools.readable_logs import ReadableFormatter
 from devtools.static_files import StaticFiles
 
 DEV_BUCKET = "video-library"
 DEV_TABLE = "videos"
 DEV_PIAPI_KEY = "dev-piapi-key"
 DEV_WEBHOOK_SECRET = "dev-webhook-secret"  # noqa: S105 (the local stack's own, documented value)
+SAVE_MAX_ATTEMPTS = 5  # serverless.yml's saveMaxAttempts
 
 
 @dataclass
@@ -47,8 +52,13 @@ class StackConfig:
     piapi_port: int | None = None  # default: port + 2
     fake_piapi_delay_s: float = 2.0
     purge_interval_s: float = 3600.0
+    sweep_interval_s: float = 900.0
     jwt_secret: str = DEFAULT_SECRET
     readable_logs: bool = True
+    save_worker_concurrency: int = 4
+    lambda_cpu_share: bool = False
+    # serverless.yml's value; tests shorten it to see a killed worker's message come back.
+    save_queue_visibility_s: int = 5400
 
     @classmethod
     def from_environment(cls) -> StackConfig:
@@ -60,25 +70,12 @@ class StackConfig:
             piapi_port=int(env["FAKE_PIAPI_PORT"]) if "FAKE_PIAPI_PORT" in env else port + 2,
             fake_piapi_delay_s=float(env.get("FAKE_PIAPI_DELAY_S", "2")),
             purge_interval_s=float(env.get("PURGE_INTERVAL_S", "3600")),
+            sweep_interval_s=float(env.get("SWEEP_INTERVAL_S", "900")),
             jwt_secret=env.get("LOCAL_JWT_SECRET", DEFAULT_SECRET),
+            save_worker_concurrency=int(env.get("SAVE_WORKER_CONCURRENCY", "4")),
+            lambda_cpu_share=env.get("LAMBDA_CPU_SHARE", "") in ("1", "true", "yes"),
+            save_queue_visibility_s=int(env.get("SAVE_QUEUE_VISIBILITY_S", "5400")),
         )
-
-
-class ReadableFormatter(LambdaPowertoolsFormatter):
-    """One line per log record: time, level, message, then the structured extras as key=value. (A Powertools
-    formatter still, since the logger keeps appending Lambda context keys to it; those are left out here.)"""
-
-    _standard = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        extras = " ".join(
-            f"{k}={v}" for k, v in record.__dict__.items() if k not in self._standard and not k.startswith("_")
-        )
-        when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
-        line = f"{when} {record.levelname:<7} {record.getMessage()}" + (f"  {extras}" if extras else "")
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
 
 
 @dataclass
@@ -88,6 +85,10 @@ class LocalStack:
     piapi: FakePiapi | None = None
     gateway: Gateway | None = None
     server: GatewayServer | None = None
+    save_queue_url: str | None = None
+    save_dead_letter_url: str | None = None
+    poller: QueuePoller | None = None
+    workers: list[FunctionInstance] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -111,11 +112,16 @@ class LocalStack:
             "PIAPI_API_KEY": DEV_PIAPI_KEY,
             "PIAPI_WEBHOOK_SECRET": DEV_WEBHOOK_SECRET,
             "WEBHOOK_PUBLIC_URL": f"{self.url}/webhooks/piapi",
+            "SAVE_QUEUE_URL": self.save_queue_url or "",
+            "SQS_ENDPOINT_URL": self.aws.url,
+            "SAVE_MAX_ATTEMPTS": str(SAVE_MAX_ATTEMPTS),
             # The fake PiAPI serves its files over plain http on loopback: allowed here, and only here.
             "ALLOWED_SOURCE_HOSTS": self.config.host,
             "DEV_INSECURE_SOURCE_HOSTS": self.config.host,
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_DISABLED": "true",
+            # The worker's instances (other processes) print one readable line per log record too.
+            "LOCAL_READABLE_LOGS": "1" if self.config.readable_logs else "",
         }
 
     def start(self) -> LocalStack:
@@ -124,6 +130,9 @@ class LocalStack:
         self.piapi = FakePiapi(
             DEV_PIAPI_KEY, config.host, config.piapi_port or config.port + 2, delay_s=config.fake_piapi_delay_s
         ).start()
+        self.save_queue_url, self.save_dead_letter_url = self.aws.create_save_queues(
+            "video-library-dev-saves", max_receives=SAVE_MAX_ATTEMPTS, visibility_s=config.save_queue_visibility_s
+        )
         os.environ.update(self.environment())
         from video_library import db
         from video_library.observability import logger
@@ -139,6 +148,7 @@ class LocalStack:
             {
                 ("GET", "/healthz"): lambda _: Answer(200, {"content-type": "application/json"}, b'{"ok": true}'),
                 ("POST", "/_dev/purge"): self._purge_route,
+                ("POST", "/_dev/sweep"): self._sweep_route,
                 ("POST", "/_dev/token"): self._token_route,
             }
         )
@@ -147,7 +157,32 @@ class LocalStack:
         self.server = GatewayServer(self.gateway, config.host, config.port, access_log=self._access_log)
         self._spawn(self.server.serve_forever, "gateway")
         self._spawn(self._purge_schedule, "purge-schedule")
+        self._spawn(self._sweep_schedule, "sweep-schedule")
+        self._start_save_worker()
         return self
+
+    def _start_save_worker(self) -> None:
+        """The worker as Lambda runs it: instances of its own process, fed by the queue's event source mapping."""
+        assert self.aws is not None and self.save_queue_url is not None
+        worker = function_config("saveWorker")
+        self.workers = [
+            FunctionInstance(
+                worker.handler,
+                function_name="video-library-dev-saveWorker",
+                timeout_s=worker.timeout_s,
+                memory_mb=worker.memory_mb,
+                confine=self.config.lambda_cpu_share,
+            )
+            for _ in range(self.config.save_worker_concurrency)
+        ]
+        sqs_event = next(event["sqs"] for event in worker.events if isinstance(event, dict) and "sqs" in event)
+        self.poller = QueuePoller(
+            self.aws.client("sqs"),
+            self.save_queue_url,
+            [instance.invoke for instance in self.workers],
+            batch_size=int(sqs_event.get("batchSize", 10)),
+            on_error=lambda exc: print(f"save worker: {exc}", flush=True),
+        ).start()
 
     def _spawn(self, target: Any, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -156,6 +191,10 @@ class LocalStack:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.poller is not None:
+            self.poller.stop()
+        for instance in self.workers:
+            instance.close()
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
@@ -185,6 +224,30 @@ class LocalStack:
                 print(f"scheduled purge: {json.dumps(self.run_purge())}", flush=True)
             except Exception as exc:
                 print(f"scheduled purge failed: {exc!r}", flush=True)
+
+    def run_sweep(self, when: datetime | None = None) -> dict[str, Any]:
+        """The real sweep handler with an EventBridge-shaped event."""
+        from functions.sweep.handler import handler
+
+        event = scheduled_event(when or datetime.now(UTC), rule_name="video-library-dev-SweepEventsRuleSchedule1")
+        result: dict[str, Any] = handler(
+            event, LocalLambdaContext(function_name="video-library-dev-sweep", timeout_s=300)
+        )
+        return result
+
+    def _sweep_schedule(self) -> None:
+        while not self._stop.wait(self.config.sweep_interval_s):
+            try:
+                print(f"scheduled sweep: {json.dumps(self.run_sweep())}", flush=True)
+            except Exception as exc:
+                print(f"scheduled sweep failed: {exc!r}", flush=True)
+
+    def _sweep_route(self, request: dict[str, Any]) -> Answer:
+        try:
+            summary = self.run_sweep()
+        except Exception as exc:
+            return Answer(500, {"content-type": "application/json"}, json.dumps({"error": str(exc)}).encode())
+        return Answer(200, {"content-type": "application/json"}, json.dumps(summary).encode())
 
     def _purge_route(self, request: dict[str, Any]) -> Answer:
         try:
@@ -229,17 +292,22 @@ video-library is running on {stack.url}   (Ctrl-C stops everything)
   routes (from serverless.yml):""")
     for route in stack.gateway.routes:
         print(f"    {route.method:<5} {route.path:<36} -> {route.function}{'  [JWT]' if route.authorized else ''}")
+    confined = ", each with its Lambda's CPU share and memory" if config.lambda_cpu_share else ""
     print(
         f"""    GET   /healthz
     GET   /docs            Swagger UI of the API (openapi.json, generated from the code)
     POST  /_dev/purge      {{"time": "<ISO 8601>", "dry_run": false}}            run the purge now
+    POST  /_dev/sweep                                                            run the sweep now
     POST  /_dev/token      {{"user": "alice"}}                                     a local sign-in token
     GET   /                the library page (web/)
 
   library page: {stack.url}/
   sign in:    TOKEN=$(make -s token USER=alice)   then   -H "Authorization: Bearer $TOKEN"
   DynamoDB + R2 (moto): {stack.aws.url}    fake PiAPI: {stack.piapi.base_url}
-  purge every {config.purge_interval_s:g} s (PURGE_INTERVAL_S); fake PiAPI answers after {config.fake_piapi_delay_s:g} s
+  save queue (SQS, moto): {stack.save_queue_url}
+  save worker: {config.save_worker_concurrency} instances (SAVE_WORKER_CONCURRENCY){confined}
+  purge every {config.purge_interval_s:g} s (PURGE_INTERVAL_S), sweep every {config.sweep_interval_s:g} s
+  fake PiAPI answers after {config.fake_piapi_delay_s:g} s
 """,
         flush=True,
     )

@@ -13,6 +13,7 @@ it misbehave the ways real sources do:
 | ``declare=N`` | announce Content-Length N whatever is sent (``none``: no length, chunked encoding) |
 | ``once=TOKEN`` | misbehave (status, drop_at) only on the first request carrying TOKEN |
 | ``redirect=URL`` | answer 302 to URL |
+| ``sample=1`` | serve the real MP4 of ``devtools/media/sample.mp4`` (other parameters but ``status`` ignored) |
 
 It counts the connections it accepts, so a test can prove a refused URL was never fetched.
 """
@@ -27,10 +28,12 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 BLOCK = 1024 * 1024
+SAMPLE_MP4 = Path(__file__).resolve().parent / "media" / "sample.mp4"
 MP4_HEADER = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
 _BASE_BLOCK = random.Random(20261125).randbytes(BLOCK)  # noqa: S311 (test data, not a secret)
 
@@ -88,6 +91,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+            return
+        if params.get("sample") == "1":
+            data = SAMPLE_MP4.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
             return
         size = int(params.get("size", "1024"))
         content_type = params.get("type", "video/mp4")

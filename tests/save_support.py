@@ -1,5 +1,6 @@
-"""Fixtures for Save to Library: moto over real HTTP for DynamoDB and "R2", a misbehaving video source,
-and a guard that fails any test whose code tries to connect beyond loopback."""
+"""Fixtures for Save to Library: moto over real HTTP for DynamoDB, "R2" and the save queue (SQS), a
+misbehaving video source, the worker run on the queue's messages as Lambda's event source mapping would, and a
+guard that fails any test whose code tries to connect beyond loopback."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import pytest
 from devtools.apigw import http_api_event
 from devtools.lambda_context import LocalLambdaContext
 from devtools.local_aws import LocalAws
+from devtools.queue_poller import QueuePoller
 from devtools.video_source import VideoSourceServer
 from tests.conftest import make_video
-from video_library import db
+from video_library import db, transfer
 from video_library.models import TaskProgress
 from video_library.settings import get_settings
 from video_library.status import VideoStatus
@@ -55,11 +57,17 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     return attempts
 
 
+QUEUE = "saves-test"
+MAX_ATTEMPTS = 5
+
+
 @dataclass
 class SaveStack:
     aws: LocalAws
     source: VideoSourceServer
     s3: Any
+    queue_url: str = ""
+    dead_letter_url: str = ""
 
     def object_bytes(self, key: str) -> bytes:
         body: bytes = self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
@@ -72,6 +80,50 @@ class SaveStack:
         uploads: list[Any] = self.s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
         return uploads
 
+    @property
+    def sqs(self) -> Any:
+        return self.aws.client("sqs")
+
+    def queued(self, url: str | None = None) -> int:
+        """Messages in a queue, visible or not (the save queue unless ``url`` says otherwise)."""
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=url or self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def run_worker(self, *, timeout_s: float = 900, rounds: int = 1) -> list[dict[str, Any]]:
+        """Deliver what the queue holds to the real worker handler, as the event source mapping would (one
+        message per invocation), ``rounds`` times over; returns the handler's answers."""
+        from functions.save_worker.handler import handler
+
+        answers: list[dict[str, Any]] = []
+
+        def invoke(event: dict[str, Any]) -> Any:
+            answer = handler(event, LocalLambdaContext(function_name="save-worker-test", timeout_s=timeout_s))
+            answers.append(answer)
+            return answer
+
+        poller = QueuePoller(self.sqs, self.queue_url, [invoke])
+        for _ in range(rounds):
+            messages = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+            ).get("Messages", [])
+            for message in messages:
+                poller.deliver(invoke, [message])
+        return answers
+
+    def save_and_run(self, video_id: str, **worker: Any) -> db.VideoRecord:
+        """Ask for the save through the API, run the worker until the queue is empty; the record afterwards."""
+        status, body = call_save({"video_id": video_id})
+        assert status in (200, 202), body
+        for _ in range(MAX_ATTEMPTS + 1):
+            if not self.run_worker(**worker):
+                break
+        record = db.get_video(video_id, consistent=True)
+        assert record is not None
+        return record
+
 
 def point_save_at(aws: LocalAws, monkeypatch: pytest.MonkeyPatch, *, allowed_hosts: str, dev_hosts: str = "") -> None:
     """Settings for a save against ``aws`` (table and "R2" bucket created, request log emptied)."""
@@ -82,6 +134,10 @@ def point_save_at(aws: LocalAws, monkeypatch: pytest.MonkeyPatch, *, allowed_hos
     monkeypatch.setenv("R2_SECRET_ACCESS_KEY", "r2-secret")
     monkeypatch.setenv("ALLOWED_SOURCE_HOSTS", allowed_hosts)
     monkeypatch.setenv("DEV_INSECURE_SOURCE_HOSTS", dev_hosts)
+    queue_url, _ = aws.create_save_queues(QUEUE, max_receives=MAX_ATTEMPTS, visibility_s=300)
+    monkeypatch.setenv("SQS_ENDPOINT_URL", aws.url)
+    monkeypatch.setenv("SAVE_QUEUE_URL", queue_url)
+    monkeypatch.setenv("SAVE_MAX_ATTEMPTS", str(MAX_ATTEMPTS))
     get_settings.cache_clear()
     db.create_tables()
     aws.client("s3").create_bucket(Bucket=BUCKET)
@@ -100,7 +156,16 @@ def stack(
         local_aws, monkeypatch, allowed_hosts=".theapi.app,127.0.0.1,cdn.example.test,[::1],::1", dev_hosts="localhost"
     )
     s3 = local_aws.client("s3")
-    yield SaveStack(local_aws, video_source, s3)
+    sqs = local_aws.client("sqs")
+    # Retries come back at once here (on AWS: 30 s, 1 min, 2 min, ...), so a test can run the next attempt.
+    monkeypatch.setattr(transfer, "backoff_s", lambda attempt: 0)
+    yield SaveStack(
+        local_aws,
+        video_source,
+        s3,
+        queue_url=sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"],
+        dead_letter_url=sqs.get_queue_url(QueueName=f"{QUEUE}-dead-letter")["QueueUrl"],
+    )
     get_settings.cache_clear()
 
 

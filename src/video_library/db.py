@@ -13,7 +13,7 @@ import base64
 import json
 import uuid
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -25,7 +25,9 @@ from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
+from video_library.media_info import MediaInfo
 from video_library.models import NewVideo, TaskProgress
+from video_library.save_state import SaveState
 from video_library.settings import Settings, get_settings
 from video_library.status import VideoStatus
 
@@ -109,6 +111,21 @@ class InFlightByAgeIndex(GlobalSecondaryIndex["VideoRecord"]):
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
+class PendingWorkIndex(GlobalSecondaryIndex["VideoRecord"]):
+    """Sparse: only records with background work not yet finished carry ``pending_shard`` — a save queued or
+    running, a failed save whose leftovers are not yet removed, a deletion not yet finished. The sweep reads
+    only those, so work that lost its driver (a lost message, a killed worker, an R2 delete that failed) is
+    found again whatever the table's size. Keys only: every decision re-reads the item consistently, and
+    progress updates (which rewrite the item every few seconds) cost no index writes."""
+
+    class Meta:
+        index_name = "pending_work"
+        projection = KeysOnlyProjection()
+
+    pending_shard = UnicodeAttribute(hash_key=True)
+    pending_since = UTCDateTimeAttribute(range_key=True)
+
+
 class VideoRecord(Model):
     """One generated video."""
 
@@ -150,10 +167,24 @@ class VideoRecord(Model):
     size_bytes = NumberAttribute(null=True)
     sha256 = UnicodeAttribute(null=True)
     saved_at = UTCDateTimeAttribute(null=True)
+    # Read from the saved file's own header (video_library.media_info); absent when it could not be read.
+    duration_s = NumberAttribute(null=True)
+    width = NumberAttribute(null=True)
+    height = NumberAttribute(null=True)
     # A save in progress holds a lease: one transfer per video, and the purge keeps a record being saved.
     save_lease_id = UnicodeAttribute(null=True)
     save_lease_expires_at = UTCDateTimeAttribute(null=True)
-    save_error = UnicodeAttribute(null=True)  # why the last save failed; cleared by a successful save
+    # Background save (video_library.save_state): state, progress, and why the last attempt failed.
+    save_state = UnicodeAttribute(null=True)  # SaveState; absent on records that never asked for a save
+    save_error_code = UnicodeAttribute(null=True)
+    save_error = UnicodeAttribute(null=True)  # the message; cleared by a successful save
+    save_attempts = NumberAttribute(null=True)  # transfers started since the save was asked for
+    save_requested_at = UTCDateTimeAttribute(null=True)
+    save_started_at = UTCDateTimeAttribute(null=True)
+    save_progress_at = UTCDateTimeAttribute(null=True)
+    bytes_copied = NumberAttribute(null=True)
+    # Set when the record is being deleted (purge or user): its objects go first, then the record.
+    deleting_at = UTCDateTimeAttribute(null=True)
 
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
@@ -163,16 +194,34 @@ class VideoRecord(Model):
     purge_shard = UnicodeAttribute(null=True)
     # Key of the reconciliation index; present only while the video is pending or processing.
     in_flight_shard = UnicodeAttribute(null=True)
+    # Key of the background-work index; present only while a save or a deletion is unfinished.
+    pending_shard = UnicodeAttribute(null=True)
+    pending_since = UTCDateTimeAttribute(null=True)
 
     by_task_id = ByTaskIndex()
     by_user = ByUserIndex()
     by_user_campaign = ByUserCampaignIndex()
     unsaved_by_age = UnsavedByAgeIndex()
     in_flight_by_age = InFlightByAgeIndex()
+    pending_work = PendingWorkIndex()
 
     @property
     def video_status(self) -> VideoStatus:
         return VideoStatus(self.status)
+
+    @property
+    def save_status(self) -> SaveState:
+        return SaveState.of(self.save_state, saved=bool(self.saved_to_r2))
+
+    def lease_is_live(self, now: datetime) -> bool:
+        return self.save_lease_expires_at is not None and self.save_lease_expires_at >= now
+
+    def save_stalled(self, now: datetime, after: timedelta) -> bool:
+        """A save queued or running with no live lease and no sign of life (request, progress) for ``after``."""
+        if not self.save_status.in_progress or self.lease_is_live(now):
+            return False
+        last_sign = max(filter(None, (self.save_requested_at, self.save_progress_at)), default=None)
+        return last_sign is None or last_sign < now - after
 
 
 _bound_to: Settings | None = None
@@ -327,19 +376,149 @@ def _no_live_save_lease(now: datetime) -> Condition:
     return Or(VideoRecord.save_lease_expires_at.does_not_exist(), VideoRecord.save_lease_expires_at < now)
 
 
-def claim_save_lease(video_id: str, user_id: str, lease_id: str, expires_at: datetime, now: datetime) -> bool:
-    """Take the right to save a video: one writer at a time. False when the record is not the caller's,
-    not completed, already saved, or held by a save whose lease has not expired."""
+def _save_state_in(*states: SaveState) -> Condition:
+    """The record's save state is one of ``states`` (an absent state counts as ``none``)."""
+    named = [state.value for state in states]
+    condition: Condition = VideoRecord.save_state.is_in(*named)
+    if SaveState.NONE in states:
+        condition = Or(VideoRecord.save_state.does_not_exist(), condition)
+    return condition
+
+
+def _not_being_deleted() -> Condition:
+    return VideoRecord.deleting_at.does_not_exist()
+
+
+def _leave_pending_work() -> list[Action]:
+    return [VideoRecord.pending_shard.remove(), VideoRecord.pending_since.remove()]
+
+
+def _enter_pending_work(video_id: str, now: datetime) -> list[Action]:
+    return [VideoRecord.pending_shard.set(purge_shard_of(video_id)), VideoRecord.pending_since.set(now)]
+
+
+def _lease_is(lease_id: str) -> Condition:
+    return VideoRecord.save_lease_id == lease_id
+
+
+def _drop_lease() -> list[Action]:
+    return [VideoRecord.save_lease_id.remove(), VideoRecord.save_lease_expires_at.remove()]
+
+
+def queue_save(video_id: str, user_id: str, now: datetime) -> bool:
+    """Ask for a save: ``none`` or ``failed`` → ``queued``, in one conditional write. False when the record is not
+    the caller's, not completed, already saved, being deleted, or already queued or saving (re-read to see which).
+
+    The record enters the background-work index: if the message that should start the transfer is lost, the
+    sweep finds the record there and sends it again."""
     table = bind()
     condition = (
         (table.user_id == user_id)
         & (table.status == VideoStatus.COMPLETED.value)
         & (table.saved_to_r2 == False)  # noqa: E712 (a PynamoDB condition, not a comparison)
+        & _not_being_deleted()
+        & _save_state_in(SaveState.NONE, SaveState.FAILED)
+    )
+    actions: list[Action] = [
+        table.save_state.set(SaveState.QUEUED.value),
+        table.save_requested_at.set(now),
+        table.save_attempts.set(0),
+        table.save_error.remove(),
+        table.save_error_code.remove(),
+        table.bytes_copied.remove(),
+        table.save_started_at.remove(),
+        table.save_progress_at.remove(),
+        table.updated_at.set(now),
+        *_enter_pending_work(video_id, now),
+    ]
+    return _update_if(video_id, actions, condition)
+
+
+def unqueue_save(video_id: str, requested_at: datetime, code: str, message: str, now: datetime) -> bool:
+    """The transfer could not be queued after all: ``queued`` → ``failed`` with why, if nothing has started it.
+
+    The record stays in the background-work index; the sweep takes it out once it has checked that nothing
+    was left at the object's key."""
+    table = bind()
+    condition = (
+        (table.save_state == SaveState.QUEUED.value)
+        & (table.save_requested_at == requested_at)
+        & table.save_lease_id.does_not_exist()
+    )
+    actions: list[Action] = [
+        table.save_state.set(SaveState.FAILED.value),
+        table.save_error_code.set(code),
+        table.save_error.set(message),
+        table.updated_at.set(now),
+    ]
+    return _update_if(video_id, actions, condition)
+
+
+def requeue_stalled_save(video_id: str, stalled_before: datetime, now: datetime) -> bool:
+    """A save queued or running that has shown no sign of life since ``stalled_before`` and holds no live
+    lease (its message was lost, or its worker was killed) is queued again; False if it moved meanwhile."""
+    table = bind()
+    condition = (
+        _save_state_in(SaveState.QUEUED, SaveState.SAVING)
+        & _no_live_save_lease(now)
+        & _not_being_deleted()
+        & (table.save_requested_at < stalled_before)
+        & Or(table.save_progress_at.does_not_exist(), table.save_progress_at < stalled_before)
+    )
+    actions: list[Action] = [
+        table.save_state.set(SaveState.QUEUED.value),
+        table.save_requested_at.set(now),
+        table.updated_at.set(now),
+        *_drop_lease(),
+    ]
+    return _update_if(video_id, actions, condition)
+
+
+def claim_save(video_id: str, lease_id: str, expires_at: datetime, now: datetime) -> VideoRecord | None:
+    """Take the right to transfer a queued save: one transfer per video at a time. Returns the record as it is
+    now (``save_attempts`` counts this attempt), or None when there is nothing to do or someone else holds a
+    live lease (saved, failed, deleted, being deleted, not queued)."""
+    table = bind()
+    condition = (
+        _save_state_in(SaveState.QUEUED, SaveState.SAVING)
+        & (table.status == VideoStatus.COMPLETED.value)
+        & (table.saved_to_r2 == False)  # noqa: E712
+        & _not_being_deleted()
         & _no_live_save_lease(now)
     )
-    return _update_if(
-        video_id, [table.save_lease_id.set(lease_id), table.save_lease_expires_at.set(expires_at)], condition
-    )
+    actions: list[Action] = [
+        table.save_state.set(SaveState.SAVING.value),
+        table.save_lease_id.set(lease_id),
+        table.save_lease_expires_at.set(expires_at),
+        table.save_started_at.set(now),
+        table.save_progress_at.set(now),
+        table.bytes_copied.set(0),
+        table.save_attempts.add(1),
+        table.updated_at.set(now),
+    ]
+    record = table(video_id)
+    try:
+        record.update(actions=actions, condition=condition)
+    except UpdateError as exc:
+        if exc.cause_response_code == CONDITION_FAILED:
+            return None
+        raise
+    return record
+
+
+def renew_save_lease(
+    video_id: str, lease_id: str, expires_at: datetime, now: datetime, *, bytes_copied: int, size_bytes: int | None
+) -> bool:
+    """Extend a running save's lease and report its progress in one write; False if the lease is not ours."""
+    table = bind()
+    actions: list[Action] = [
+        table.save_lease_expires_at.set(expires_at),
+        table.bytes_copied.set(bytes_copied),
+        table.save_progress_at.set(now),
+    ]
+    if size_bytes is not None:
+        actions.append(table.size_bytes.set(size_bytes))
+    return _update_if(video_id, actions, _lease_is(lease_id))
 
 
 class LeaseLost(Exception):
@@ -347,28 +526,47 @@ class LeaseLost(Exception):
 
 
 def record_saved(
-    video_id: str, lease_id: str, *, r2_key: str, url: str, size_bytes: int, sha256: str, saved_at: datetime
+    video_id: str,
+    lease_id: str,
+    *,
+    r2_key: str,
+    url: str,
+    size_bytes: int,
+    sha256: str,
+    saved_at: datetime,
+    media: MediaInfo | None = None,
 ) -> VideoRecord:
-    """Point the record at its R2 object and take it out of the purge index, if our lease still holds."""
+    """Point the record at its R2 object and take it out of the purge and background-work indexes, if our lease
+    still holds."""
     table = bind()
     record = table(video_id)
+    facts: list[Action] = []
+    if media is not None and media.duration_s is not None:
+        facts.append(table.duration_s.set(round(media.duration_s, 3)))
+    if media is not None and media.width is not None and media.height is not None:
+        facts += [table.width.set(media.width), table.height.set(media.height)]
     try:
         record.update(
             actions=[
+                *facts,
                 table.saved_to_r2.set(True),
+                table.save_state.set(SaveState.SAVED.value),
                 table.r2_key.set(r2_key),
                 table.size_bytes.set(size_bytes),
+                table.bytes_copied.set(size_bytes),
                 table.sha256.set(sha256),
                 table.saved_at.set(saved_at),
+                table.save_progress_at.set(saved_at),
                 table.video_url.set(url),
                 table.video_raw_url.set(url),
                 table.updated_at.set(saved_at),
                 table.purge_shard.remove(),
-                table.save_lease_id.remove(),
-                table.save_lease_expires_at.remove(),
                 table.save_error.remove(),
+                table.save_error_code.remove(),
+                *_drop_lease(),
+                *_leave_pending_work(),
             ],
-            condition=(table.save_lease_id == lease_id) & (table.saved_to_r2 == False),  # noqa: E712
+            condition=_lease_is(lease_id) & (table.saved_to_r2 == False),  # noqa: E712
         )
     except UpdateError as exc:
         if exc.cause_response_code == CONDITION_FAILED:
@@ -377,20 +575,92 @@ def record_saved(
     return record
 
 
-def release_save_lease(video_id: str, lease_id: str, error: str) -> bool:
-    """Give the lease back after a failed save, recording why; False if the lease was no longer ours."""
+def retry_save_later(video_id: str, lease_id: str, code: str, message: str, now: datetime) -> bool:
+    """A transient failure: give the lease back and wait (``queued``) for the next attempt, saying what went
+    wrong; False if the lease was no longer ours."""
     table = bind()
     actions: list[Action] = [
-        table.save_error.set(error),
-        table.updated_at.set(utcnow()),
-        table.save_lease_id.remove(),
-        table.save_lease_expires_at.remove(),
+        table.save_state.set(SaveState.QUEUED.value),
+        table.save_error_code.set(code),
+        table.save_error.set(message),
+        table.save_requested_at.set(now),
+        table.updated_at.set(now),
+        *_drop_lease(),
     ]
-    return _update_if(video_id, actions, table.save_lease_id == lease_id)
+    return _update_if(video_id, actions, _lease_is(lease_id))
+
+
+def fail_save(video_id: str, lease_id: str, code: str, message: str, now: datetime, *, cleaned_up: bool) -> bool:
+    """The save stopped for good: ``failed`` with why, the lease given back. ``cleaned_up``: nothing is left at the
+    object's key (checked), so the record leaves the background-work index; otherwise the sweep cleans up."""
+    table = bind()
+    actions: list[Action] = [
+        table.save_state.set(SaveState.FAILED.value),
+        table.save_error_code.set(code),
+        table.save_error.set(message),
+        table.updated_at.set(now),
+        *_drop_lease(),
+    ]
+    if cleaned_up:
+        actions += _leave_pending_work()
+    return _update_if(video_id, actions, _lease_is(lease_id))
+
+
+def fail_stalled_save(video_id: str, code: str, message: str, now: datetime) -> bool:
+    """A save queued or running with no live lease that will not be tried again: ``failed`` with why."""
+    table = bind()
+    condition = _save_state_in(SaveState.QUEUED, SaveState.SAVING) & _no_live_save_lease(now) & _not_being_deleted()
+    actions: list[Action] = [
+        table.save_state.set(SaveState.FAILED.value),
+        table.save_error_code.set(code),
+        table.save_error.set(message),
+        table.updated_at.set(now),
+        *_drop_lease(),
+    ]
+    return _update_if(video_id, actions, condition)
+
+
+def claim_cleanup(video_id: str, lease_id: str, expires_at: datetime, now: datetime) -> VideoRecord | None:
+    """Take a failed save's lease to remove what it may have left at its key (no save can start meanwhile)."""
+    table = bind()
+    condition = (
+        (table.save_state == SaveState.FAILED.value)
+        & (table.saved_to_r2 == False)  # noqa: E712
+        & table.pending_shard.exists()
+        & _not_being_deleted()
+        & _no_live_save_lease(now)
+    )
+    record = table(video_id)
+    try:
+        record.update(
+            actions=[table.save_lease_id.set(lease_id), table.save_lease_expires_at.set(expires_at)],
+            condition=condition,
+        )
+    except UpdateError as exc:
+        if exc.cause_response_code == CONDITION_FAILED:
+            return None
+        raise
+    return record
+
+
+def cleanup_done(video_id: str, lease_id: str) -> bool:
+    """What a failed save left is gone: the record leaves the background-work index and the lease is given back."""
+    return _update_if(video_id, [*_drop_lease(), *_leave_pending_work()], _lease_is(lease_id))
+
+
+def release_lease(video_id: str, lease_id: str) -> bool:
+    """Give a lease back without changing anything else (e.g. a cleanup that could not finish)."""
+    return _update_if(video_id, _drop_lease(), _lease_is(lease_id))
 
 
 class Throttled(Exception):
     """DynamoDB kept throttling a request after botocore's own retries: worth trying again a little later."""
+
+
+def _throttled(exc: DeleteError | UpdateError, what: str) -> Throttled | None:
+    if exc.cause_response_code in THROTTLING_ERRORS:
+        return Throttled(f"{what} was throttled ({exc.cause_response_code})")
+    return None
 
 
 def expired_unsaved(
@@ -413,27 +683,96 @@ def expired_unsaved(
     return page, results.last_evaluated_key
 
 
-def delete_if_unsaved(video_id: str, now: datetime) -> bool:
-    """Delete a record only if it is still unsaved and no live save holds it; False if it was kept.
+def delete_if_never_saved(video_id: str, now: datetime, condition: Condition | None = None) -> bool:
+    """Delete, in one conditional write, a record that cannot have anything in R2: never saved, no save ever
+    started (so no object, no thumbnail, no multipart upload), none queued or running, no live lease, not being
+    deleted — and ``condition``. False if it was kept (the caller re-reads to decide what else to do).
 
-    Raises :class:`Throttled` when DynamoDB still throttles the delete after botocore's own retries; any
-    other failure propagates unchanged.
-    """
+    Raises :class:`Throttled` when DynamoDB still throttles the delete after botocore's own retries."""
     table = bind()
-    condition = (
-        table.purge_shard.exists()
-        & (table.saved_to_r2 == False)  # noqa: E712 (a PynamoDB condition, not a comparison)
+    never_started = Or(table.save_attempts.does_not_exist(), table.save_attempts == 0)
+    full = (
+        (table.saved_to_r2 == False)  # noqa: E712 (a PynamoDB condition, not a comparison)
+        & never_started
+        & _save_state_in(SaveState.NONE, SaveState.FAILED)
+        & _not_being_deleted()
         & _no_live_save_lease(now)
     )
+    if condition is not None:
+        full = full & condition
     try:
-        table(video_id).delete(condition=condition)
+        table(video_id).delete(condition=full)
     except DeleteError as exc:
         if exc.cause_response_code == CONDITION_FAILED:
             return False
-        if exc.cause_response_code in THROTTLING_ERRORS:
-            raise Throttled(f"deleting video {video_id} was throttled ({exc.cause_response_code})") from exc
+        if (throttled := _throttled(exc, f"deleting video {video_id}")) is not None:
+            raise throttled from exc
         raise
     return True
+
+
+def begin_deletion(
+    video_id: str, lease_id: str, expires_at: datetime, now: datetime, condition: Condition | None = None
+) -> VideoRecord | None:
+    """Mark a record as being deleted, under a lease, before its R2 objects go (then :func:`finish_deletion`).
+
+    Allowed when no save is queued or running and no live lease holds the record (and ``condition``), or when an
+    earlier deletion stopped half-way (its lease expired): that one is taken over. From here on no save can start,
+    the API treats the record as gone, and the record is in the background-work index, so a deletion whose R2
+    calls fail is finished later and the objects are never lost track of. None when the record may not be
+    deleted now (re-read to see why), or is gone."""
+    table = bind()
+    fresh = _not_being_deleted() & _save_state_in(SaveState.NONE, SaveState.FAILED, SaveState.SAVED)
+    if condition is not None:
+        fresh = fresh & condition
+    allowed = table.video_id.exists() & _no_live_save_lease(now) & Or(fresh, table.deleting_at.exists())
+    record = table(video_id)
+    try:
+        record.update(
+            actions=[
+                table.deleting_at.set(table.deleting_at | now),
+                table.save_lease_id.set(lease_id),
+                table.save_lease_expires_at.set(expires_at),
+                table.updated_at.set(now),
+                *_enter_pending_work(video_id, now),
+            ],
+            condition=allowed,
+        )
+    except UpdateError as exc:
+        if exc.cause_response_code == CONDITION_FAILED:
+            return None
+        if (throttled := _throttled(exc, f"deleting video {video_id}")) is not None:
+            raise throttled from exc
+        raise
+    return record
+
+
+def finish_deletion(video_id: str, lease_id: str) -> bool:
+    """Delete a record whose objects are gone, if our deletion lease still holds it."""
+    table = bind()
+    try:
+        table(video_id).delete(condition=table.deleting_at.exists() & _lease_is(lease_id))
+    except DeleteError as exc:
+        if exc.cause_response_code == CONDITION_FAILED:
+            return False
+        if (throttled := _throttled(exc, f"deleting video {video_id}")) is not None:
+            raise throttled from exc
+        raise
+    return True
+
+
+def clear_pending_if_saved(video_id: str) -> bool:
+    """Take a saved record out of the background-work index (nothing is pending for it any more)."""
+    return _update_if(video_id, _leave_pending_work(), VideoRecord.saved_to_r2 == True)  # noqa: E712
+
+
+def pending_work(shard: str, *, before: datetime, limit: int) -> list[VideoRecord]:
+    """Keys of up to ``limit`` records of one shard of the background-work index that entered it before
+    ``before``, oldest first."""
+    table = bind()
+    return list(
+        table.pending_work.query(shard, range_key_condition=table.pending_since < before, limit=limit, page_size=limit)
+    )
 
 
 def in_flight_before(cutoff: datetime, *, limit: int) -> list[VideoRecord]:
@@ -490,7 +829,7 @@ def user_videos(
         index, hash_key, hash_name = table.by_user, user_id, "user_id"
     else:
         index, hash_key, hash_name = table.by_user_campaign, user_campaign_key(user_id, campaign_id), "user_campaign"
-    conditions = []
+    conditions: list[Condition] = [table.deleting_at.does_not_exist()]  # a video being deleted is gone
     if status is not None:
         conditions.append(table.status == status.value)
     if saved is not None:
@@ -506,6 +845,26 @@ def user_videos(
     )
     page = list(results)
     return page, _encode_cursor(results.last_evaluated_key if len(page) == limit else None)
+
+
+def ready_to_save(user_id: str, campaign_id: str, *, limit: int) -> tuple[list[VideoRecord], bool]:
+    """Up to ``limit`` of a campaign's completed videos that are not saved and have no save queued or running,
+    newest first (a Query on the campaign's index), and whether more may remain."""
+    table = bind()
+    condition = (
+        (table.status == VideoStatus.COMPLETED.value)
+        & (table.saved_to_r2 == False)  # noqa: E712
+        & table.deleting_at.does_not_exist()
+        & _save_state_in(SaveState.NONE, SaveState.FAILED)
+    )
+    results = table.by_user_campaign.query(
+        user_campaign_key(user_id, campaign_id),
+        filter_condition=condition,
+        scan_index_forward=False,
+        limit=limit + 1,
+    )
+    found = list(results)
+    return found[:limit], len(found) > limit
 
 
 def saved_videos(user_id: str, campaign_id: str | None = None) -> list[VideoRecord]:

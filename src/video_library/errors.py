@@ -11,6 +11,9 @@ class VideoLibraryError(Exception):
 
     status: ClassVar[HTTPStatus] = HTTPStatus.INTERNAL_SERVER_ERROR
     code: ClassVar[str] = "internal_error"
+    # For background work (the save worker): worth another attempt later (network, 5xx, throttling, out of time),
+    # or final (the file is gone, too large, not a video, not allowed).
+    retryable: ClassVar[bool] = False
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -69,10 +72,56 @@ class SourceNotVideo(VideoLibraryError):
 
 
 class SourceUnavailable(VideoLibraryError):
-    """The provider's file could not be fetched whole: gone, erroring, too slow, or cut short."""
+    """The provider's file could not be fetched whole this time: erroring, too slow, unreachable or cut short."""
 
     status = HTTPStatus.BAD_GATEWAY
     code = "source_unavailable"
+    retryable = True
+
+
+class SourceGone(VideoLibraryError):
+    """The provider no longer has the file (403, 404 or 410): PiAPI deletes results after a while. Final."""
+
+    status = HTTPStatus.BAD_GATEWAY
+    code = "source_gone"
+
+
+class SourceRefused(VideoLibraryError):
+    """The provider answers the file's URL with another client error (400, 401, ...): asking again will not help."""
+
+    status = HTTPStatus.BAD_GATEWAY
+    code = "source_refused"
+
+
+class StorageUnavailable(VideoLibraryError):
+    """R2 kept failing (errors, throttling, no answer) after the retries this attempt could afford."""
+
+    status = HTTPStatus.BAD_GATEWAY
+    code = "storage_unavailable"
+    retryable = True
+
+
+class OutOfTime(VideoLibraryError):
+    """This invocation's time (or its lease) ran out before the transfer finished; another attempt follows."""
+
+    status = HTTPStatus.GATEWAY_TIMEOUT
+    code = "timed_out"
+    retryable = True
+
+
+class DependencyTimeout(VideoLibraryError):
+    """A call to DynamoDB or SQS did not answer within the time this invocation had left."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "dependency_timeout"
+    retryable = True
+
+
+class SaveQueueUnavailable(VideoLibraryError):
+    """The save could not be queued (SQS failed): nothing was started; asking again is safe."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "save_queue_unavailable"
 
 
 class ProviderError(VideoLibraryError):

@@ -7,17 +7,21 @@ How a run stays safe and cheap:
 
 - It reads only the sparse ``unsaved_by_age`` index (every shard, oldest first, page by page): a saved record
   has no ``purge_shard`` and is not in it, so the work grows with what is expired, not with the table.
-- Every delete is conditional (``db.delete_if_unsaved``): a record saved, or being saved under a live lease,
-  between the query and the delete is kept and counted as kept. The index is also eventually consistent;
-  the condition is checked on the table itself, so a stale index entry can never delete a saved video.
-- After a record is deleted, its R2 object is deleted too: a save that crashed after uploading and before
-  recording leaves one, and once the record is gone nothing else could ever find it.
+- Every delete is conditional (``deletion.delete_video``): a record saved, with a save queued or running, or
+  held by a live lease between the query and the delete is kept and counted as kept. The index is also
+  eventually consistent; the condition is checked on the table itself, so a stale index entry can never delete
+  a saved video.
+- A preview that never had a save started goes in one conditional delete. One that did may have left something
+  in R2 (an attempt killed between upload and record): it is marked ``deleting`` first, its objects go, then the
+  record — so when R2 refuses a delete the record stays (``unfinished``), and the next run or the sweep finishes
+  it. An object is never left without the record that names it.
 - It stops, cleanly, when the Lambda has little time left or ``max_items`` are done, and says
   ``complete: false``. No cursor is kept: the index holds only what is left, so the next run starts over
   from the beginning and finds exactly the rest.
 
-Anything but a lost condition (a DynamoDB error, throttling that outlasts the backoff, an R2 error) fails
+Anything but a lost condition or an R2 refusal (a DynamoDB error, throttling that outlasts the backoff) fails
 the run loudly: the invocation raises, Lambda retries it, and what still fails lands in the dead-letter queue.
+R2 refusals are counted (``unfinished``) and make the run incomplete; nothing is lost by them.
 """
 
 from __future__ import annotations
@@ -29,18 +33,15 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
-from video_library import db
-from video_library.errors import BadRequest, ServiceNotConfigured
+from video_library import db, deletion
+from video_library.deletion import DeletionOutcome
+from video_library.errors import BadRequest
 from video_library.observability import MetricUnit, logger, metrics
-from video_library.r2 import r2_client, video_object_key
 from video_library.settings import get_settings
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
 
 # EventBridge stamps a scheduled event with the time it was due, so it is never ahead of the clock by more
 # than clock skew. An event dated further ahead is someone's choice (the local stack's demo purges "31 days
@@ -91,12 +92,15 @@ class PurgeRequest(BaseModel):
 
 class PurgeSummary(BaseModel):
     """What a run did. ``examined``: records it decided on (in a dry run: how many a real run would try to
-    delete); ``kept``: records saved or being saved when their delete came; ``complete``: nothing is left."""
+    delete); ``kept``: records saved or being saved when their delete came; ``unfinished``: records whose R2
+    objects could not be deleted (still there, marked, finished by a later run or the sweep); ``complete``:
+    nothing is left."""
 
     cutoff: datetime
     examined: int
     deleted: int
     kept: int
+    unfinished: int = 0
     dry_run: bool
     complete: bool
 
@@ -129,7 +133,15 @@ DEFAULT_LIMITS = PurgeLimits()
 class _Outcome(StrEnum):
     DELETED = "deleted"
     KEPT = "kept"
+    UNFINISHED = "unfinished"
     NOT_REACHED = "not_reached"  # the run stopped (time, or another delete failed) before deciding
+
+
+_OUTCOMES = {
+    DeletionOutcome.DELETED: _Outcome.DELETED,
+    DeletionOutcome.KEPT: _Outcome.KEPT,
+    DeletionOutcome.UNFINISHED: _Outcome.UNFINISHED,
+}
 
 
 @dataclass
@@ -137,40 +149,7 @@ class _Tally:
     examined: int = 0
     deleted: int = 0
     kept: int = 0
-
-
-class _VideoObjects:
-    """The R2 objects of purged records."""
-
-    def __init__(self, client: S3Client, bucket: str) -> None:
-        self._client = client
-        self._bucket = bucket
-
-    def delete(self, campaign_id: str, video_id: str) -> None:
-        key = video_object_key(campaign_id, video_id)
-        try:
-            # Deleting a key that does not exist succeeds: most purged previews never had an object.
-            self._client.delete_object(Bucket=self._bucket, Key=key)
-        except Exception:
-            # The record is already gone, so this object is now unreachable: say which one it is.
-            logger.exception(
-                "purged record's R2 object could not be deleted", extra={"bucket": self._bucket, "key": key}
-            )
-            raise
-
-
-def _video_objects() -> _VideoObjects | None:
-    """The R2 bucket, or None (logged once per run) when R2 is not configured.
-
-    A deployment without R2 cannot have saved anything, nor half-saved it, so there is nothing to clean up,
-    and its records are purged all the same.
-    """
-    try:
-        client = r2_client()
-    except ServiceNotConfigured:
-        logger.warning("R2 is not configured: purged records' objects are not looked for")
-        return None
-    return _VideoObjects(client, get_settings().r2_bucket)
+    unfinished: int = 0
 
 
 class _PurgeRun:
@@ -180,14 +159,12 @@ class _PurgeRun:
         options: PurgeOptions,
         remaining_ms: Callable[[], int],
         limits: PurgeLimits,
-        objects: _VideoObjects | None,
     ) -> None:
         self.cutoff = cutoff
         self.options = options
         self.tally = _Tally()
         self._remaining_ms = remaining_ms
         self._limits = limits
-        self._objects = objects
         # Set when the run must stop starting deletes: out of time, or a delete failed.
         self._stopping = threading.Event()
         # Jitter, not security: a predictable generator is fine.
@@ -251,64 +228,53 @@ class _PurgeRun:
         return True
 
     def _delete_page(self, pool: ThreadPoolExecutor, page: list[db.VideoRecord]) -> bool:
-        """Decide every record of the page concurrently, then delete the objects of those deleted.
-
-        False if the run had to stop before deciding some of them. Objects go in a second wave that nothing
-        stops, not even a failed delete: once its record is gone, a skipped object would never be found.
-        """
+        """Decide every record of the page concurrently; False if the run had to stop before deciding some
+        of them. (Unfinished deletions do not stop the run: they are counted, and the run is not complete.)"""
         decisions: list[Future[_Outcome]] = [pool.submit(self._decide, record) for record in page]
         wait(decisions)
-        deleted: list[db.VideoRecord] = []
-        kept: list[str] = []
-        reached_all = True
+        decided: dict[_Outcome, list[str]] = {outcome: [] for outcome in _Outcome}
         failures: list[BaseException] = []
         for record, decision in zip(page, decisions, strict=True):
             error = decision.exception()
             if error is not None:
                 failures.append(error)
-            elif decision.result() is _Outcome.DELETED:
-                deleted.append(record)
-            elif decision.result() is _Outcome.KEPT:
-                kept.append(record.video_id)
             else:
-                reached_all = False
+                decided[decision.result()].append(record.video_id)
+        deleted, kept, unfinished = decided[_Outcome.DELETED], decided[_Outcome.KEPT], decided[_Outcome.UNFINISHED]
         self.tally.deleted += len(deleted)
         self.tally.kept += len(kept)
-        self.tally.examined += len(deleted) + len(kept)
-        if deleted or kept:
+        self.tally.unfinished += len(unfinished)
+        self.tally.examined += len(deleted) + len(kept) + len(unfinished)
+        if deleted or kept or unfinished:
             # The ids make the log an audit trail: "where did my video go" has an answer.
-            logger.info("purge page", extra={"deleted": [record.video_id for record in deleted], "kept": kept})
-        if self._objects is not None and deleted:
-            objects = self._objects
-            cleanups = [pool.submit(objects.delete, record.campaign_id, record.video_id) for record in deleted]
-            wait(cleanups)
-            failures += [error for error in (cleanup.exception() for cleanup in cleanups) if error is not None]
+            logger.info("purge page", extra={"deleted": deleted, "kept": kept, "unfinished": unfinished})
         if failures:
             raise failures[0]
-        return reached_all
+        return not decided[_Outcome.NOT_REACHED]
 
     def _decide(self, record: db.VideoRecord) -> _Outcome:
         """Runs on a pool thread: delete one record if it is still unsaved and not being saved."""
         try:
             if self._out_of_time():
                 return _Outcome.NOT_REACHED
-            deleted = self._delete_with_backoff(record.video_id)
+            outcome = self._delete_with_backoff(record.video_id)
         except BaseException:
             self._stopping.set()  # the run fails: start no more deletes
             raise
-        if deleted is None:
-            return _Outcome.NOT_REACHED
-        return _Outcome.DELETED if deleted else _Outcome.KEPT
+        return _Outcome.NOT_REACHED if outcome is None else outcome
 
-    def _delete_with_backoff(self, video_id: str) -> bool | None:
-        """``db.delete_if_unsaved``, retrying throttling with capped exponential backoff and full jitter.
-        None when the run ran out of time while backing off (the record is left for the next run)."""
+    def _delete_with_backoff(self, video_id: str) -> _Outcome | None:
+        """``deletion.delete_video`` of one unsaved record, retrying throttling with capped exponential backoff
+        and full jitter. None when the run ran out of time while backing off (the record is left for the next
+        run)."""
         limits = self._limits
         retries = 0
+        table = db.VideoRecord
+        still_unsaved = table.purge_shard.exists() & (table.saved_to_r2 == False)  # noqa: E712
         while True:
             try:
                 # A save lease is live until its expiry on the real clock, whatever the event's time says.
-                return db.delete_if_unsaved(video_id, db.utcnow())
+                return _OUTCOMES[deletion.delete_video(video_id, db.utcnow(), still_unsaved)]
             except db.Throttled:
                 if retries == limits.throttle_retries:
                     raise
@@ -332,8 +298,7 @@ def purge_expired_previews(
     )
     if request.time > db.utcnow() + MAX_EVENT_CLOCK_SKEW:
         logger.warning("the event's time is in the future: previews younger than the retention are purged")
-    objects = None if options.dry_run else _video_objects()
-    run = _PurgeRun(cutoff, options, remaining_ms, limits or DEFAULT_LIMITS, objects)
+    run = _PurgeRun(cutoff, options, remaining_ms, limits or DEFAULT_LIMITS)
     try:
         complete = run.execute()
     except Exception:
@@ -342,6 +307,8 @@ def purge_expired_previews(
     finally:
         metrics.add_metric(name="VideosPurged", unit=MetricUnit.Count, value=run.tally.deleted)
         metrics.add_metric(name="VideosPurgeKept", unit=MetricUnit.Count, value=run.tally.kept)
+        metrics.add_metric(name="VideosPurgeUnfinished", unit=MetricUnit.Count, value=run.tally.unfinished)
+    complete = complete and run.tally.unfinished == 0
     summary = PurgeSummary(cutoff=cutoff, dry_run=options.dry_run, complete=complete, **vars(run.tally))
     logger.info("purge finished", extra=summary.as_dict())
     return summary

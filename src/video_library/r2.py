@@ -25,25 +25,37 @@ R2_REGION = "auto"
 
 
 def video_object_key(campaign_id: str, video_id: str) -> str:
-    """Where a saved video lives in the bucket. Deterministic, so a retried save overwrites, never duplicates."""
+    """Where a saved video lives in the bucket. Deterministic, so a retried save overwrites, never duplicates,
+    and whatever a failed attempt may have left is found from the record alone."""
     return f"campaigns/{campaign_id}/videos/{video_id}.mp4"
 
 
-def r2_config(max_pool_connections: int = 16) -> Config:
+def object_keys_of(campaign_id: str, video_id: str) -> list[str]:
+    """Every key a video's saves may write (the video and its thumbnail): what a deletion must remove."""
+    return [video_object_key(campaign_id, video_id)]
+
+
+def r2_config(max_pool_connections: int = 16, *, max_attempts: int = 4, read_timeout: float = 60) -> Config:
     return Config(
         region_name=R2_REGION,
         signature_version="s3v4",
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         s3={"addressing_style": "path", "payload_signing_enabled": False},
-        retries={"mode": "standard", "max_attempts": 4},
+        retries={"mode": "standard", "max_attempts": max_attempts},
         connect_timeout=5,
-        read_timeout=60,
+        read_timeout=read_timeout,
         max_pool_connections=max_pool_connections,
     )
 
 
-def make_r2_client(settings: Settings) -> S3Client:
+# For transfers: no retries inside botocore (``upload.with_retries`` retries within the time the invocation has
+# left, which botocore cannot know), and a read timeout short enough that one stuck request fits in the margin a
+# transfer keeps for finishing.
+TRANSFER_READ_TIMEOUT_S = 20
+
+
+def make_r2_client(settings: Settings, config: Config | None = None) -> S3Client:
     if not (settings.r2_endpoint_url and settings.r2_access_key_id and settings.r2_secret_access_key):
         raise ServiceNotConfigured("R2 is not configured (R2_ENDPOINT_URL and R2 keys are required)")
     return boto3.client(
@@ -51,7 +63,7 @@ def make_r2_client(settings: Settings) -> S3Client:
         endpoint_url=settings.r2_endpoint_url,
         aws_access_key_id=settings.r2_access_key_id.get_secret_value(),
         aws_secret_access_key=settings.r2_secret_access_key.get_secret_value(),
-        config=r2_config(),
+        config=config or r2_config(),
     )
 
 
@@ -60,9 +72,19 @@ def _client_for(settings: Settings) -> S3Client:
     return make_r2_client(settings)
 
 
+@lru_cache(maxsize=1)
+def _transfer_client_for(settings: Settings) -> S3Client:
+    return make_r2_client(settings, r2_config(max_attempts=1, read_timeout=TRANSFER_READ_TIMEOUT_S))
+
+
 def r2_client() -> S3Client:
     """The process's R2 client, made on first use and reused across warm invocations."""
     return _client_for(get_settings())
+
+
+def r2_transfer_client() -> S3Client:
+    """The client transfers use: the same R2 settings, but every retry is the caller's (see ``upload``)."""
+    return _transfer_client_for(get_settings())
 
 
 def stored_object_url(key: str, settings: Settings | None = None) -> str:

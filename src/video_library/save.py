@@ -1,47 +1,46 @@
-"""Save to Library: copy a completed video from the provider into R2, once, safely, in constant memory.
+"""Save to Library, the request: check, queue, answer at once.
 
-1. Only the owner's completed videos (someone else's is 404, as if absent); an already saved video answers
-   its saved state without any transfer.
-2. A lease (a conditional write with an expiry) makes one transfer per video: concurrent saves get 409,
-   and a lease left by a crashed run expires and can be taken over.
-3. The provider's file streams through ``source`` (every safety check) into ``upload`` (equal parts,
-   bounded memory) at a deterministic key, so a retry overwrites and never duplicates.
-4. A conditional write, still under our lease, points the record at R2 and takes it out of the purge index.
-   If that write fails the object is removed again, so no record ever points at a missing object and no
-   object outlives a failed save (a crash in between leaves an object the retry overwrites, or the purge
-   deletes with its record).
+API Gateway ends every request at 30 s and a Lambda of 256 MB copies at tens of MiB/s, so no transfer runs
+inside a request. ``POST /api/video/save-to-library`` checks what it can by itself — the caller owns the video,
+the video is completed, its source URL is one the policy allows by its scheme, host and port — then marks the
+record ``queued`` (one conditional write, so repeated or concurrent requests queue it once) and sends the save
+queue a message. The worker (``transfer``) makes the copy; the record carries its progress.
+
+Answers: 200 with the video when it is already saved; 202 with the video (``save_state`` queued or saving) when
+a save is queued or running; 4xx when the request is refused, with nothing changed. Many videos at once —
+``{"video_ids": [...]}`` (up to 100) or ``{"campaign_id": "42", "all_ready": true}`` — get one answer with
+each video's outcome.
 """
 
 from __future__ import annotations
 
-import time
-import uuid
-from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from http import HTTPStatus
+from typing import Annotated, Any
 
-from aws_lambda_powertools.metrics import single_metric
-from pydantic import BaseModel, BeforeValidator, Field, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
-from video_library import db
+from video_library import db, save_queue
 from video_library.errors import (
     SaveInProgress,
-    SourceUnavailable,
+    SaveQueueUnavailable,
+    SourceGone,
+    SourceNotAllowed,
     VideoLibraryError,
     VideoNotFound,
     WrongState,
 )
+from video_library.library import SaveStatus, save_status_of
 from video_library.models import CAMPAIGN_ID_PATTERN
-from video_library.observability import NAMESPACE, MetricUnit, logger, metrics
-from video_library.r2 import playable_url, r2_client, stored_object_url, video_object_key
+from video_library.observability import MetricUnit, logger, metrics
+from video_library.save_queue import SaveMessage
+from video_library.save_state import STALLED_AFTER, SaveState
 from video_library.settings import get_settings
-from video_library.source import SourcePolicy, open_source
-from video_library.status import VideoStatus
-from video_library.upload import STREAMING_PUT_MAX, part_size_for, stream_put, upload_stream
+from video_library.source import SourcePolicy
 
-# Time kept back from the Lambda's budget for what follows the transfer (the record update, or the abort).
-FINISH_MARGIN_S = 10.0
-# A lease outlives the invocation that took it by this much, so it never expires under a live transfer.
-LEASE_MARGIN_S = 60.0
+MAX_BULK = 100
+_BULK_THREADS = 8
 
 
 def _campaign_id_as_text(value: object) -> object:
@@ -53,191 +52,206 @@ def _campaign_id_as_text(value: object) -> object:
     return value
 
 
-class SaveRequest(BaseModel):
-    """Body of ``POST /api/video/save-to-library``."""
+VideoId = Annotated[StrictStr, Field(min_length=1, max_length=128)]
 
-    video_id: StrictStr = Field(min_length=1, max_length=128)
+
+class SaveRequest(BaseModel):
+    """Body of ``POST /api/video/save-to-library``: one video, a list of videos, or every ready video of a
+    campaign."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    video_id: VideoId | None = None
+    video_ids: list[VideoId] | None = Field(default=None, min_length=1, max_length=MAX_BULK)
     campaign_id: Annotated[str | None, BeforeValidator(_campaign_id_as_text)] = Field(
         default=None,
         pattern=CAMPAIGN_ID_PATTERN,
-        description="When given, must be the video's campaign. A number is accepted and read as its digits.",
+        description="With video_id/video_ids: must be the videos' campaign. With all_ready: the campaign to save. "
+        "A number is accepted and read as its digits.",
+    )
+    all_ready: StrictBool = Field(
+        default=False, description="Save every completed, unsaved video of campaign_id (up to 100 per request)"
     )
 
+    @model_validator(mode="after")
+    def _one_way(self) -> SaveRequest:
+        ways = sum((self.video_id is not None, self.video_ids is not None, self.all_ready))
+        if ways != 1:
+            raise ValueError("give exactly one of video_id, video_ids, or all_ready with campaign_id")
+        if self.all_ready and self.campaign_id is None:
+            raise ValueError("all_ready needs campaign_id")
+        return self
 
-class SavedVideo(BaseModel):
-    """The answer of a save: where the video now lives."""
+    @property
+    def is_bulk(self) -> bool:
+        return self.video_id is None
 
+
+class BulkSaveItem(BaseModel):
     video_id: str
-    saved_to_r2: Literal[True] = True
-    video_url: str = Field(description="Playable URL: the public one, or a presigned GET")
-    r2_key: str
-    size_bytes: int
-    saved_at: datetime
+    status: int = Field(description="What a single save of this video would have answered: 200, 202 or 4xx/5xx")
+    save_state: SaveState | None = None
+    error: dict[str, Any] | None = Field(default=None, description="The error body's `error`, when refused")
 
 
-class TimeBudget(BaseModel):
-    """How long this save may take: the transfer's deadline and the lease's length."""
-
-    seconds: float = Field(gt=0)
-
-    @property
-    def transfer_deadline(self) -> float:
-        return time.monotonic() + max(1.0, self.seconds - FINISH_MARGIN_S)
-
-    @property
-    def lease(self) -> timedelta:
-        return timedelta(seconds=self.seconds + LEASE_MARGIN_S)
+class BulkSaveAnswer(BaseModel):
+    results: list[BulkSaveItem]
+    queued: int = Field(description="Saves queued by this request")
+    in_progress: int = Field(description="Saves that were already queued or running")
+    already_saved: int
+    refused: int
+    more: bool = Field(description="all_ready only: more ready videos remain; send the request again")
 
 
-def _saved_answer(record: db.VideoRecord) -> SavedVideo:
-    if not (record.r2_key and record.saved_at and record.size_bytes is not None):
-        raise RuntimeError(f"record {record.video_id} is marked saved but lacks its object fields")
-    return SavedVideo(
-        video_id=record.video_id,
-        video_url=playable_url(record.r2_key),
-        r2_key=record.r2_key,
-        size_bytes=int(record.size_bytes),
-        saved_at=record.saved_at,
-    )
+class SaveAnswer(BaseModel):
+    """What a single save answers: its HTTP status (200 or 202) and where the save stands. (No URLs: the save
+    route holds no R2 keys to presign them; the library API's views carry them.)"""
+
+    status: int
+    save: SaveStatus
 
 
 def _owned(video_id: str, user_id: str, campaign_id: str | None) -> db.VideoRecord:
     record = db.get_video(video_id, consistent=True)
-    if record is None or record.user_id != user_id or (campaign_id is not None and record.campaign_id != campaign_id):
+    if (
+        record is None
+        or record.user_id != user_id
+        or record.deleting_at is not None
+        or (campaign_id is not None and record.campaign_id != campaign_id)
+    ):
         raise VideoNotFound("no such video in your library", video_id=video_id)
     return record
 
 
-def _refusal(record: db.VideoRecord) -> VideoLibraryError:
-    if record.video_status is not VideoStatus.COMPLETED:
-        return WrongState(
+def _check_source(record: db.VideoRecord) -> None:
+    """Refuse at once a URL the policy rejects by itself; the address check happens where the worker connects."""
+    source_url = record.provider_video_raw_url or record.provider_video_url
+    if not source_url:
+        raise SourceGone("the provider gave no URL for this video", video_id=record.video_id)
+    try:
+        SourcePolicy.from_settings(get_settings()).check_source_url(source_url)
+    except SourceNotAllowed as exc:
+        raise SourceNotAllowed(exc.message, video_id=record.video_id, **exc.details) from None
+
+
+def _stalled(record: db.VideoRecord, now: datetime) -> bool:
+    return record.save_stalled(now, STALLED_AFTER)
+
+
+class _Queued:
+    """One video on its way into the queue: the record marked queued, the message still to send."""
+
+    def __init__(self, record: db.VideoRecord, requested_at: datetime) -> None:
+        self.record = record
+        self.requested_at = requested_at
+
+
+def _mark(record: db.VideoRecord, user_id: str) -> tuple[HTTPStatus, _Queued | None, SaveState]:
+    """Decide one video and, if a save must start, mark it queued. Raises the refusal (4xx) otherwise."""
+    status, queued = _decide(record, user_id)
+    state = record.save_status if queued is None and record.save_status.in_progress else SaveState.QUEUED
+    return status, queued, SaveState.SAVED if status is HTTPStatus.OK else state
+
+
+def _decide(record: db.VideoRecord, user_id: str) -> tuple[HTTPStatus, _Queued | None]:
+    if record.save_status is SaveState.SAVED:
+        return HTTPStatus.OK, None
+    if record.video_status.value != "completed":
+        raise WrongState(
             f"only completed videos can be saved; this one is {record.status}",
             video_id=record.video_id,
             status=record.status,
         )
-    return SaveInProgress("this video is being saved right now; try again in a moment", video_id=record.video_id)
-
-
-def save_to_library(user_id: str, request: SaveRequest, budget: TimeBudget) -> SavedVideo:
-    record = _owned(request.video_id, user_id, request.campaign_id)
-    if record.saved_to_r2:
-        return _saved_answer(record)
-    if record.video_status is not VideoStatus.COMPLETED:
-        raise _refusal(record)
-
-    lease_id = uuid.uuid4().hex
+    _check_source(record)
     now = db.utcnow()
-    if not db.claim_save_lease(record.video_id, user_id, lease_id, now + budget.lease, now):
-        current = _owned(request.video_id, user_id, request.campaign_id)  # what beat us to it?
-        if current.saved_to_r2:
-            return _saved_answer(current)
-        raise _refusal(current)
-    return _transfer_under_lease(record, lease_id, budget)
+    if record.save_status.in_progress:
+        if _stalled(record, now) and db.requeue_stalled_save(record.video_id, now - STALLED_AFTER, now):
+            return HTTPStatus.ACCEPTED, _Queued(record, now)
+        return HTTPStatus.ACCEPTED, None
+    if db.queue_save(record.video_id, user_id, now):
+        return HTTPStatus.ACCEPTED, _Queued(record, now)
+    current = db.get_video(record.video_id, consistent=True)  # what beat us to it?
+    if current is None or current.deleting_at is not None or current.user_id != user_id:
+        raise VideoNotFound("no such video in your library", video_id=record.video_id)
+    if current.save_status is SaveState.SAVED:
+        return HTTPStatus.OK, None
+    if current.save_status.in_progress:
+        return HTTPStatus.ACCEPTED, None
+    raise SaveInProgress("this video is changing right now; try again in a moment", video_id=record.video_id)
 
 
-def _count_failure(reason: str) -> None:
-    with single_metric(name="SaveFailures", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
-        metric.add_dimension(name="reason", value=reason)
-
-
-def _transfer_under_lease(record: db.VideoRecord, lease_id: str, budget: TimeBudget) -> SavedVideo:
-    settings = get_settings()
-    key = video_object_key(record.campaign_id, record.video_id)
-    started = time.monotonic()
-    try:
-        size, sha256 = _copy_to_r2(record, key, budget.transfer_deadline)
-    except Exception as exc:
-        reason = exc.code if isinstance(exc, VideoLibraryError) else "internal_error"
-        message = exc.message if isinstance(exc, VideoLibraryError) else "the save failed on our side"
-        _count_failure(reason)
-        logger.warning("save failed", extra={"video_id": record.video_id, "reason": reason, "detail": str(exc)})
-        db.release_save_lease(record.video_id, lease_id, message)
-        raise
-
-    try:
-        saved = db.record_saved(
-            record.video_id,
-            lease_id,
-            r2_key=key,
-            url=stored_object_url(key, settings),
-            size_bytes=size,
-            sha256=sha256,
-            saved_at=db.utcnow(),
-        )
-    except db.LeaseLost:
-        # Our lease expired and another save took over; it owns the object now (same key, same bytes).
-        current = db.get_video(record.video_id, consistent=True)
-        if current is not None and current.saved_to_r2:
-            return _saved_answer(current)
-        raise SaveInProgress("another save of this video took over; try again in a moment") from None
-    except Exception:
-        _undo_unrecorded_object(record.video_id, lease_id, key, sha256)
-        _count_failure("record_update_failed")
-        raise
-
-    elapsed = time.monotonic() - started
-    metrics.add_metric(name="VideosSaved", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="BytesSaved", unit=MetricUnit.Bytes, value=size)
-    logger.info(
-        "video saved",
-        extra={
-            "video_id": record.video_id,
-            "r2_key": key,
-            "size_bytes": size,
-            "duration_s": round(elapsed, 3),
-            "throughput_mib_s": round(size / 1_048_576 / elapsed, 2) if elapsed > 0 else None,
-        },
+def _send(queued: list[_Queued]) -> set[str]:
+    """Send the messages; undo the marks whose message SQS refused. Returns the ids that could not be queued."""
+    if not queued:
+        return set()
+    refused = set(
+        save_queue.send([SaveMessage(video_id=q.record.video_id, requested_at=q.requested_at) for q in queued])
     )
-    return _saved_answer(saved)
+    not_queued = set()
+    for item in queued:
+        if item.record.video_id not in refused:
+            continue
+        undone = db.unqueue_save(
+            item.record.video_id,
+            item.requested_at,
+            SaveQueueUnavailable.code,
+            "the save could not be queued; please try again",
+            db.utcnow(),
+        )
+        if undone:
+            not_queued.add(item.record.video_id)
+        # Otherwise a worker already took it (the message did go through, only its answer was lost): queued.
+    if refused:
+        logger.error("the save queue refused messages", extra={"video_ids": sorted(refused)})
+    metrics.add_metric(name="SavesQueued", unit=MetricUnit.Count, value=len(queued) - len(not_queued))
+    return not_queued
 
 
-def _copy_to_r2(record: db.VideoRecord, key: str, deadline: float) -> tuple[int, str]:
-    """Stream the provider's file into R2 at ``key``; returns its size and sha256."""
-    settings = get_settings()
-    # The unwatermarked file is the one worth keeping; watermarked only where the model gives nothing else.
-    source_url = record.provider_video_raw_url or record.provider_video_url
-    if not source_url:
-        raise SourceUnavailable("the provider gave no URL for this video")
-    with open_source(
-        source_url, policy=SourcePolicy.from_settings(settings), max_bytes=settings.max_video_bytes, deadline=deadline
-    ) as source:
-        # Metadata travels before the body, so it cannot carry the digest: the record holds the sha256.
-        metadata = {"video-id": record.video_id}
-        bucket, content_type, chunks = settings.r2_bucket, source.content_type, source.chunks()
-        if source.declared_size is not None and source.declared_size <= STREAMING_PUT_MAX:
-            stream_put(
-                r2_client(),
-                bucket=bucket,
-                key=key,
-                chunks=chunks,
-                size=source.declared_size,
-                content_type=content_type,
-                metadata=metadata,
-            )
+def request_save(user_id: str, video_id: str, campaign_id: str | None) -> SaveAnswer:
+    """Save one video: 200 when it is saved already, 202 once its save is queued or running."""
+    record = _owned(video_id, user_id, campaign_id)
+    status, queued, _ = _mark(record, user_id)
+    if queued is not None and _send([queued]):
+        raise SaveQueueUnavailable("the save could not be queued; nothing was changed, please try again")
+    current = db.get_video(video_id, consistent=True) or record
+    return SaveAnswer(status=status, save=save_status_of(current))
+
+
+def request_saves(user_id: str, request: SaveRequest) -> BulkSaveAnswer:
+    """Save many videos: each is decided as a single save would be, the messages go in batches."""
+    more = False
+    if request.all_ready:
+        assert request.campaign_id is not None  # the model's validator
+        records, more = db.ready_to_save(user_id, request.campaign_id, limit=MAX_BULK)
+        ids = [record.video_id for record in records]
+    else:
+        ids = list(dict.fromkeys(request.video_ids or []))
+
+    def decide(video_id: str) -> tuple[str, HTTPStatus | VideoLibraryError, _Queued | None, SaveState | None]:
+        try:
+            status, queued, state = _mark(_owned(video_id, user_id, request.campaign_id), user_id)
+        except VideoLibraryError as exc:
+            return video_id, exc, None, None
+        return video_id, status, queued, state
+
+    with ThreadPoolExecutor(max_workers=_BULK_THREADS, thread_name_prefix="bulk-save") as pool:
+        decisions = list(pool.map(decide, ids))
+    not_queued = _send([queued for _, _, queued, _ in decisions if queued is not None])
+    results: list[BulkSaveItem] = []
+    for video_id, decision, _, state in decisions:
+        if video_id in not_queued:
+            decision = SaveQueueUnavailable("the save could not be queued; please try again")
+        if isinstance(decision, VideoLibraryError):
+            error = decision.to_body()["error"]
+            results.append(BulkSaveItem(video_id=video_id, status=int(decision.status), error=error))
         else:
-            upload_stream(
-                r2_client(),
-                bucket=bucket,
-                key=key,
-                chunks=chunks,
-                content_type=content_type,
-                metadata=metadata,
-                part_size=part_size_for(settings.max_video_bytes),
-            )
-        return source.size, source.sha256
-
-
-def _undo_unrecorded_object(video_id: str, lease_id: str, key: str, sha256: str) -> None:
-    """The record update failed after the upload. Keep the object only if the record points at it after all
-    (the write may have landed before the error); remove it if the save is still ours and unrecorded."""
-    try:
-        current = db.get_video(video_id, consistent=True)
-        if current is not None and current.saved_to_r2 and current.sha256 == sha256:
-            return
-        if current is not None and current.save_lease_id == lease_id:
-            r2_client().delete_object(Bucket=get_settings().r2_bucket, Key=key)
-            db.release_save_lease(video_id, lease_id, "the save could not be recorded; please try again")
-    except Exception:
-        # Still unknown: leave the object. Its key is deterministic, so a retry overwrites it, and the purge
-        # removes it with the record if the video is never saved.
-        logger.exception("could not settle a save whose record update failed", extra={"video_id": video_id})
+            results.append(BulkSaveItem(video_id=video_id, status=int(decision), save_state=state))
+    queued_now = sum(1 for _, _, queued, _ in decisions if queued is not None) - len(not_queued)
+    return BulkSaveAnswer(
+        results=results,
+        queued=queued_now,
+        in_progress=sum(1 for r in results if r.status == HTTPStatus.ACCEPTED) - queued_now,
+        already_saved=sum(1 for r in results if r.status == HTTPStatus.OK),
+        refused=sum(1 for r in results if r.status >= 400),
+        more=more,
+    )

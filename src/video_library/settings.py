@@ -63,8 +63,14 @@ class Settings(BaseSettings):
     allowed_source_hosts: HostList = PIAPI_CONTENT_HOSTS
     # Hosts that may be fetched over plain http and at loopback addresses: local development only.
     dev_insecure_source_hosts: HostList = ()
-    # At most 5 GiB: the object's metadata is finalised with one in-place CopyObject, which S3 and R2 cap there.
+    # Well under R2's 5 TiB object limit; 5 GiB keeps a save within one Lambda invocation at the measured rates.
     max_video_bytes: int = Field(default=2 * GIB, gt=0, le=5 * GIB)
+    # The save queue (SQS) between the save API and the worker, and how many attempts a save gets: the worker gives
+    # up after this many (the queue's redrive policy moves the message to the dead-letter queue after as many
+    # receives, so the two must be equal: serverless.yml sets both from one parameter).
+    save_queue_url: str | None = None
+    sqs_endpoint_url: str | None = None
+    save_max_attempts: int = Field(default=5, ge=1, le=20)
 
     # Purge
     purge_after_days: int = Field(default=30, ge=1)

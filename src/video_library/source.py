@@ -94,6 +94,15 @@ class SourcePolicy:
         if not self.host_allowed(host):
             raise SourceNotAllowed("the video host is not an allowed source", host=host)
 
+    def check_source_url(self, url: str) -> httpx.URL:
+        """Parse ``url`` and refuse it by itself (scheme, host, credentials), before any connection."""
+        try:
+            parsed = httpx.URL(url)
+        except (httpx.InvalidURL, ValueError, TypeError) as exc:
+            raise SourceNotAllowed("the video URL cannot be parsed") from exc
+        self.check_url(parsed)
+        return parsed
+
     def vetted_address(self, host: str, port: int) -> str:
         """The address to connect to, once every address ``host`` resolves to is known to be public."""
         if self.is_dev_insecure(host):

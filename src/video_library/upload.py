@@ -1,137 +1,132 @@
-"""Streaming a body into R2 in constant memory, two ways.
+"""Writing one object into R2 from a stream, in constant memory, surviving what R2 does under load.
 
-A body of known length up to ``STREAMING_PUT_MAX`` goes up as one PutObject whose request body *is* the
-download (``stream_put``): one request, nothing buffered but the chunk in hand, nothing stored unless the
-whole body arrives. Anything else — longer, or of unknown length — goes through ``upload_stream``.
+The body arrives through ``read(buffer)`` (the download fills a buffer in place; fewer bytes only at the end).
+Every byte is sent from memory, so every request can be sent again:
 
-For that, we drive CreateMultipartUpload / UploadPart / CompleteMultipartUpload ourselves rather than boto3's
-``upload_fileobj``: s3transfer decides single-PUT vs multipart from one ``read()`` and, fed a network
-stream, may buffer a whole file or cut uneven parts, which R2 refuses. Here:
+- a body that fits in one part goes up as one PutObject;
+- anything longer goes up as a multipart upload in parts of exactly ``part_size`` bytes (R2 rejects uneven
+  non-final parts), ``max_in_flight`` of them uploading on threads while the next one fills. Buffers are reused
+  from a pool of ``max_in_flight + 1``, so memory stays at that many parts whatever the file's size, and the
+  download waits when every buffer is busy;
+- each request is retried here, with backoff and jitter, when R2 answers 429 / 5xx / SlowDown or the connection
+  fails or the answer is lost — for as long as the transfer's time allows (botocore's own retries are off for
+  this client: they could not be bounded by the time left). A CompleteMultipartUpload whose answer was lost
+  and whose retry finds the upload gone is checked against the object itself (its ``transfer-id`` metadata);
+- any failure aborts the multipart upload. What an abort cannot reach (a killed process) is found by the next
+  attempt at the same key, by the sweep, and by the bucket's lifecycle rule.
 
-- every part but the last is exactly ``part_size`` bytes (R2 rejects uneven non-final parts);
-- a body no larger than one part goes up as a single PutObject;
-- parts upload on a small thread pool while the download goes on, with at most ``max_in_flight`` parts
-  buffered at once, so memory stays near ``(max_in_flight + 1) * part_size`` whatever the file's size;
-- any failure aborts the multipart upload, so nothing is left in the bucket.
+Why not s3transfer's ``upload_fileobj``: fed a network stream it decides single-PUT vs multipart from one
+``read()`` and may buffer a whole file or cut uneven parts (see ../shared/TRAPS.md).
 """
 
 from __future__ import annotations
 
-import io
 import math
 import queue
+import random
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+import botocore.exceptions
+import botocore.parsers
+
+from video_library.deadline import TimeLimit
+from video_library.errors import OutOfTime, StorageUnavailable
 from video_library.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
+T = TypeVar("T")
 MIB = 1024 * 1024
 DEFAULT_PART_SIZE = 8 * MIB
 MIN_PART_SIZE = 5 * MIB  # S3's and R2's floor for non-final parts
 MAX_PARTS = 10_000
 DEFAULT_MAX_IN_FLIGHT = 4
+TRANSFER_ID_METADATA = "transfer-id"
+
+# What R2 (and S3) answer when a request may succeed if sent again.
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRYABLE_CODES = frozenset(
+    {"SlowDown", "Throttling", "ThrottlingException", "TooManyRequests", "RequestTimeout", "InternalError"}
+)
+
+Reader = Callable[[bytearray], int]
 
 
-# Like rclone's upload cutoff: below it one streaming request beats parallel parts (the download is a single
-# stream anyway); above it, parts upload in parallel and a failure costs less to redo.
-STREAMING_PUT_MAX = 200 * MIB
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How each request to R2 is retried: capped exponential backoff with full jitter, within the time left."""
+
+    attempts: int = 6
+    base_s: float = 0.2
+    cap_s: float = 5.0
+    # Do not start an attempt with less time than this left: it could not finish.
+    min_attempt_s: float = 2.0
 
 
-class _ChunkReader(io.RawIOBase):
-    """A read-only, forward-only file over an iterator of chunks, for botocore to send as a request body."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = iter(chunks)
-        self._pending = memoryview(b"")
-        self.failure: BaseException | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target: Any) -> int:
-        while not self._pending:
-            try:
-                chunk = next(self._chunks, None)
-            except BaseException as exc:
-                # botocore would take this for a network error and try to rewind; keep the real cause.
-                self.failure = exc
-                raise
-            if chunk is None:
-                return 0
-            self._pending = memoryview(chunk)
-        count = min(len(target), len(self._pending))
-        target[:count] = self._pending[:count]
-        self._pending = self._pending[count:]
-        return count
+DEFAULT_RETRY = RetryPolicy()
 
 
-_END = object()
+def is_transient(exc: BaseException) -> bool:
+    """Whether R2's failure may go away if the request is sent again."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = exc.response.get("Error", {}).get("Code")
+        return status in RETRYABLE_STATUSES or code in RETRYABLE_CODES
+    return isinstance(
+        exc,
+        (
+            botocore.exceptions.ConnectionError,  # refused, reset, connect timeout, DNS
+            botocore.exceptions.HTTPClientError,  # read timeout, connection closed (an answer lost on the way)
+            botocore.parsers.ResponseParserError,  # a garbled answer
+        ),
+    )
 
 
-def prefetch(chunks: Iterable[bytes], *, max_chunks: int = 16) -> Iterator[bytes]:
-    """Pull ``chunks`` on a thread of their own, at most ``max_chunks`` ahead, so that receiving the next
-    bytes overlaps with sending the last ones. The source's exceptions surface here, in order."""
-    handoff: queue.Queue[object] = queue.Queue(maxsize=max_chunks)
-    stop = threading.Event()
-
-    def pull() -> None:
-        try:
-            for chunk in chunks:
-                while not stop.is_set():
-                    try:
-                        handoff.put(chunk, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            handoff.put(_END)
-        except BaseException as exc:  # handed to the consumer, which raises it
-            handoff.put(exc)
-
-    puller = threading.Thread(target=pull, name="source-prefetch", daemon=True)
-    puller.start()
-    try:
-        while (item := handoff.get()) is not _END:
-            if isinstance(item, BaseException):
-                raise item
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
-        puller.join(timeout=5)
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return f"{error.get('Code', 'error')} (HTTP {status})"
+    return type(exc).__name__
 
 
-def stream_put(
-    client: S3Client,
+def with_retries(
+    call: Callable[[], T],
     *,
-    bucket: str,
-    key: str,
-    chunks: Iterable[bytes],
-    size: int,
-    content_type: str,
-    metadata: Mapping[str, str],
-) -> UploadedObject:
-    """One PutObject whose body streams from ``chunks`` (exactly ``size`` bytes). If the body fails or falls
-    short, the request fails and S3/R2 store nothing. Needs an unsigned payload (see ``r2.r2_config``): a
-    signed one would make botocore read the body twice."""
-    reader = _ChunkReader(prefetch(chunks))
-    body = io.BufferedReader(reader, buffer_size=256 * 1024)
-    try:
-        client.put_object(
-            Bucket=bucket, Key=key, Body=body, ContentLength=size, ContentType=content_type, Metadata=dict(metadata)
-        )
-    except Exception as exc:
-        if reader.failure is not None and reader.failure is not exc:
-            raise reader.failure from exc  # the source failed, not R2
-        raise
-    return UploadedObject(key=key, parts=0)
+    what: str,
+    limit: TimeLimit,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    cancelled: threading.Event | None = None,
+) -> T:
+    """Run one R2 request, sending it again after transient failures while the time limit allows (and until
+    ``cancelled`` is set: a part of an upload being aborted is not worth another attempt)."""
+    jitter = random.Random()  # noqa: S311 (jitter, not security)
+    attempt = 0
+    while True:
+        if limit.remaining() < retry.min_attempt_s:
+            raise OutOfTime(f"no time left to {what}")
+        if cancelled is not None and cancelled.is_set():
+            raise StorageUnavailable(f"the upload was abandoned before it could {what}")
+        attempt += 1
+        try:
+            return call()
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            if not is_transient(exc):
+                raise StorageUnavailable(f"R2 refused to {what}: {_describe(exc)}") from exc
+            if attempt >= retry.attempts:
+                raise StorageUnavailable(f"R2 failed to {what} {attempt} times: {_describe(exc)}") from exc
+            delay = jitter.uniform(0, min(retry.cap_s, retry.base_s * 2**attempt))
+            logger.info("R2 request will be retried", extra={"what": what, "attempt": attempt, "error": _describe(exc)})
+            if limit.remaining() - delay < retry.min_attempt_s:
+                raise OutOfTime(f"no time left to {what} again after {_describe(exc)}") from exc
+            time.sleep(delay)
 
 
 def part_size_for(max_bytes: int, preferred: int = DEFAULT_PART_SIZE) -> int:
@@ -143,115 +138,260 @@ def part_size_for(max_bytes: int, preferred: int = DEFAULT_PART_SIZE) -> int:
 @dataclass(frozen=True)
 class UploadedObject:
     key: str
+    size: int
     parts: int  # 0: a single PutObject
 
 
-class _PartPipeline:
-    """Uploads numbered parts on a thread pool, never holding more than ``max_in_flight`` at once."""
+class _BufferPool:
+    """A fixed number of part buffers, handed out and given back: the upload's whole memory."""
 
-    def __init__(self, client: S3Client, bucket: str, key: str, upload_id: str, max_in_flight: int) -> None:
+    def __init__(self, part_size: int, count: int) -> None:
+        self._part_size = part_size
+        self._free: queue.Queue[bytearray] = queue.Queue()
+        self._unmade = count
+
+    def take(self, limit: TimeLimit) -> bytearray:
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            pass
+        if self._unmade > 0:
+            self._unmade -= 1
+            return bytearray(self._part_size)
+        try:
+            return self._free.get(timeout=max(0.0, limit.remaining()))
+        except queue.Empty:
+            raise OutOfTime("the upload to R2 could not keep up within the time left") from None
+
+    def give_back(self, buffer: bytearray) -> None:
+        self._free.put(buffer)
+
+
+class _Parts:
+    """Uploads numbered parts on a thread pool; each part's buffer goes back to the pool once R2 has it."""
+
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        buffers: _BufferPool,
+        max_in_flight: int,
+        limit: TimeLimit,
+        retry: RetryPolicy,
+    ) -> None:
         self._client, self._bucket, self._key, self._upload_id = client, bucket, key, upload_id
+        self._buffers, self._limit, self._retry = buffers, limit, retry
         self._pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="r2-part")
-        self._slots = threading.BoundedSemaphore(max_in_flight)
         self._futures: list[Future[CompletedPartTypeDef]] = []
+        self._cancelled = threading.Event()
 
-    def submit(self, data: bytearray) -> None:
-        """Hand one part over; its buffer is the pipeline's from now on (no copy is made)."""
+    def submit(self, buffer: bytearray, length: int) -> None:
         self.raise_first_failure()
-        self._slots.acquire()  # back-pressure: the download waits while every slot is uploading
         number = len(self._futures) + 1
-        future = self._pool.submit(self._upload, number, data)
-        future.add_done_callback(lambda _: self._slots.release())
-        self._futures.append(future)
+        self._futures.append(self._pool.submit(self._upload, number, buffer, length))
 
-    def _upload(self, number: int, data: bytearray) -> CompletedPartTypeDef:
-        answer = self._client.upload_part(
-            # botocore sends any bytes-like body as is; a bytearray spares copying each part.
-            Bucket=self._bucket,
-            Key=self._key,
-            UploadId=self._upload_id,
-            PartNumber=number,
-            Body=cast(bytes, data),
-        )
+    def _upload(self, number: int, buffer: bytearray, length: int) -> CompletedPartTypeDef:
+        # botocore sends a bytearray as it is (and again on a retry); only a short final part is copied.
+        body = buffer if length == len(buffer) else bytes(memoryview(buffer)[:length])
+        try:
+            answer = with_retries(
+                lambda: self._client.upload_part(
+                    Bucket=self._bucket,
+                    Key=self._key,
+                    UploadId=self._upload_id,
+                    PartNumber=number,
+                    Body=cast(bytes, body),
+                ),
+                what=f"upload part {number}",
+                limit=self._limit,
+                retry=self._retry,
+                cancelled=self._cancelled,
+            )
+        finally:
+            self._buffers.give_back(buffer)
         return {"PartNumber": number, "ETag": answer["ETag"]}
 
     def raise_first_failure(self) -> None:
         for future in self._futures:
-            if future.done() and future.exception() is not None:
-                raise future.exception()  # type: ignore[misc]
+            if future.done() and (error := future.exception()) is not None:
+                raise error
 
-    def finish(self) -> list[CompletedPartTypeDef]:
-        return [future.result() for future in self._futures]
+    def wait_all(self) -> list[CompletedPartTypeDef]:
+        parts = []
+        for future in self._futures:
+            try:
+                parts.append(future.result(timeout=max(0.0, self._limit.remaining())))
+            except TimeoutError:
+                raise OutOfTime("the upload to R2 did not finish within the time left") from None
+        return parts
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(wait=False)
+
+    def cancel(self) -> None:
+        """Stop: parts not started are dropped, parts uploading get no retry and are waited for (so the abort
+        that follows leaves nothing behind) — but never past the time limit: a part stuck on a dead connection
+        must not hold the invocation, its socket timeout ends it later and the sweep aborts what it leaves."""
+        self._cancelled.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for future in self._futures:
+            try:
+                future.exception(timeout=max(0.0, self._limit.remaining()))
+            except (TimeoutError, CancelledError):
+                continue
 
 
-def upload_stream(
+def upload_object(
+    read: Reader,
     client: S3Client,
     *,
     bucket: str,
     key: str,
-    chunks: Iterable[bytes],
     content_type: str,
     metadata: Mapping[str, str],
+    limit: TimeLimit,
     part_size: int = DEFAULT_PART_SIZE,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    retry: RetryPolicy = DEFAULT_RETRY,
 ) -> UploadedObject:
-    """Upload ``chunks`` to ``bucket/key``; on any failure nothing is left behind and the error propagates."""
+    """Upload what ``read`` delivers to ``bucket/key``; on any failure nothing is left behind and it propagates.
+
+    ``metadata`` should carry ``transfer-id``: it tells this upload's object from any other at the same key."""
     if part_size < MIN_PART_SIZE:
         raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes")
-    body = iter(chunks)
-    part = bytearray()
-    # Read one byte past a part: only then do we know whether a single PutObject will do.
-    for chunk in body:
-        part += chunk
-        if len(part) > part_size:
-            break
-    else:
-        client.put_object(Bucket=bucket, Key=key, Body=bytes(part), ContentType=content_type, Metadata=dict(metadata))
-        return UploadedObject(key=key, parts=0)
+    buffers = _BufferPool(part_size, max_in_flight + 1)
+    first = buffers.take(limit)
+    length = read(first)
+    if length < part_size:
+        body = bytes(memoryview(first)[:length])
+        with_retries(
+            lambda: client.put_object(
+                Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=dict(metadata)
+            ),
+            what="store the video",
+            limit=limit,
+            retry=retry,
+        )
+        return UploadedObject(key=key, size=length, parts=0)
 
-    upload_id = client.create_multipart_upload(
-        Bucket=bucket, Key=key, ContentType=content_type, Metadata=dict(metadata)
-    )["UploadId"]
-    pipeline = _PartPipeline(client, bucket, key, upload_id, max_in_flight)
+    upload_id = with_retries(
+        lambda: client.create_multipart_upload(
+            Bucket=bucket, Key=key, ContentType=content_type, Metadata=dict(metadata)
+        )["UploadId"],
+        what="start a multipart upload",
+        limit=limit,
+        retry=retry,
+    )
+    parts = _Parts(client, bucket, key, upload_id, buffers, max_in_flight, limit, retry)
+    size = length
     try:
-        # Each part is filled in a buffer of its own, handed to the pipeline when full, so that what is held
-        # is the parts in flight plus the one filling, and nothing is copied on the way.
-        overflow = bytes(part[part_size:])  # at most one network chunk
-        del part[part_size:]
-        for chunk in _chain(overflow, body):
-            view = memoryview(chunk)
-            while view:
-                room = part_size - len(part)
-                if room == 0:  # full, and more bytes follow: the final part is never empty
-                    pipeline.submit(part)
-                    part = bytearray()
-                    room = part_size
-                part += view[:room]
-                view = view[room:]
-        pipeline.submit(part)
-        del part
-        parts = pipeline.finish()
-        client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+        parts.submit(first, length)
+        while length == part_size:  # a short part is the last one; an empty read means the body ended on a boundary
+            buffer = buffers.take(limit)
+            length = read(buffer)
+            if length == 0:
+                buffers.give_back(buffer)
+                break
+            size += length
+            parts.submit(buffer, length)
+        completed = parts.wait_all()
+        _complete(client, bucket, key, upload_id, completed, metadata, size, limit, retry)
     except BaseException:
-        pipeline.close()
-        _abort(client, bucket, key, upload_id)
+        parts.cancel()
+        abort_upload(client, bucket, key, upload_id)
         raise
-    pipeline.close()
-    return UploadedObject(key=key, parts=len(parts))
+    parts.close()
+    return UploadedObject(key=key, size=size, parts=len(completed))
 
 
-def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    if first:
-        yield first
-    yield from rest
+def _complete(
+    client: S3Client,
+    bucket: str,
+    key: str,
+    upload_id: str,
+    completed: list[CompletedPartTypeDef],
+    metadata: Mapping[str, str],
+    size: int,
+    limit: TimeLimit,
+    retry: RetryPolicy,
+) -> None:
+    def complete() -> None:
+        try:
+            client.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": completed}
+            )
+        except botocore.exceptions.ClientError as exc:
+            # An earlier attempt completed the upload but its answer was lost: the upload is gone, the object is
+            # there. Only our own object (same transfer id, same size) counts as done.
+            if exc.response.get("Error", {}).get("Code") != "NoSuchUpload" or not _is_ours(
+                client, bucket, key, metadata, size
+            ):
+                raise
+
+    with_retries(complete, what="complete the multipart upload", limit=limit, retry=retry)
 
 
-def _abort(client: S3Client, bucket: str, key: str, upload_id: str) -> None:
+def _is_ours(client: S3Client, bucket: str, key: str, metadata: Mapping[str, str], size: int) -> bool:
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+    except botocore.exceptions.ClientError:
+        return False
+    transfer_id = metadata.get(TRANSFER_ID_METADATA)
+    return (
+        transfer_id is not None
+        and head.get("Metadata", {}).get(TRANSFER_ID_METADATA) == transfer_id
+        and head.get("ContentLength") == size
+    )
+
+
+def abort_upload(client: S3Client, bucket: str, key: str, upload_id: str) -> bool:
+    """Abort a multipart upload, once; False (logged) if R2 could not be told."""
     try:
         client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
     except Exception:
-        # The original failure matters more; R2 also aborts unfinished uploads after 7 days by default.
+        # The original failure matters more; the next attempt at this key, the sweep and the lifecycle rule
+        # abort what is left.
         logger.exception("could not abort a multipart upload", extra={"key": key, "upload_id": upload_id})
+        return False
+    return True
+
+
+def abort_unfinished_uploads(client: S3Client, bucket: str, key: str) -> int:
+    """Abort every unfinished multipart upload at exactly ``key`` (left by a killed attempt, or by a create
+    whose answer was lost); the caller holds the key's lease, so none of them is live. Returns how many."""
+    aborted = 0
+    answer: Any = client.list_multipart_uploads(Bucket=bucket, Prefix=key)
+    for upload in answer.get("Uploads", []):
+        if upload.get("Key") == key and abort_upload(client, bucket, key, upload["UploadId"]):
+            aborted += 1
+    return aborted
+
+
+def delete_objects(client: S3Client, bucket: str, keys: list[str], limit: TimeLimit) -> None:
+    """Delete objects one by one (deleting a missing key succeeds), retried within ``limit``; raises
+    StorageUnavailable (or OutOfTime) if R2 keeps refusing."""
+    for key in keys:
+        with_retries(_deleting(client, bucket, key), what=f"delete {key}", limit=limit)
+
+
+def _deleting(client: S3Client, bucket: str, key: str) -> Callable[[], object]:
+    return lambda: client.delete_object(Bucket=bucket, Key=key)
+
+
+__all__ = [
+    "DEFAULT_MAX_IN_FLIGHT",
+    "DEFAULT_PART_SIZE",
+    "MIN_PART_SIZE",
+    "TRANSFER_ID_METADATA",
+    "RetryPolicy",
+    "UploadedObject",
+    "abort_unfinished_uploads",
+    "abort_upload",
+    "delete_objects",
+    "is_transient",
+    "part_size_for",
+    "upload_object",
+    "with_retries",
+]

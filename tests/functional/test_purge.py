@@ -23,6 +23,7 @@ from functions.purge.handler import handler
 from tests.conftest import emitted_metrics, load_event, log_records, make_video
 from video_library import db, purge
 from video_library.purge import InvalidPurgeEvent, PurgeLimits
+from video_library.models import TaskProgress
 from video_library.r2 import video_object_key
 from video_library.settings import get_settings
 from video_library.status import VideoStatus
@@ -163,6 +164,7 @@ def test_the_cutoff_is_strict_a_record_created_exactly_at_it_is_kept() -> None:
         "examined": 2,
         "deleted": 2,
         "kept": 0,
+        "unfinished": 0,
         "dry_run": False,
         "complete": True,
     }
@@ -234,6 +236,7 @@ def test_nothing_to_purge_is_a_complete_run_with_zero_counts() -> None:
         "examined": 0,
         "deleted": 0,
         "kept": 0,
+        "unfinished": 0,
         "dry_run": False,
         "complete": True,
     }
@@ -367,6 +370,7 @@ def test_a_dry_run_counts_what_a_real_run_would_examine_and_deletes_nothing(r2_b
         "examined": 3,
         "deleted": 0,
         "kept": 0,
+        "unfinished": 0,
         "dry_run": True,
         "complete": True,
     }
@@ -386,37 +390,54 @@ def test_a_dry_run_with_max_items_reports_that_more_remain() -> None:
 # --- R2 objects ----------------------------------------------------------------------------------------
 
 
-def test_a_purged_record_takes_its_half_saved_object_with_it_and_saved_objects_stay(r2_bucket: Any) -> None:
-    # GIVEN an expired preview whose save crashed after uploading, a saved video and a young preview
-    crashed_save = old_video(campaign_id="summer-launch", status=VideoStatus.COMPLETED)
-    orphan_key = put_object(r2_bucket, crashed_save)
+def tried_and_failed(video: db.VideoRecord) -> None:
+    """What a save that failed for good leaves on the record: an attempt made, its leftovers not confirmed gone."""
+    now = db.utcnow()
+    db.apply_task_progress(
+        video.video_id,
+        TaskProgress(
+            task_id=video.task_id or "", status=VideoStatus.COMPLETED, provider_video_url="https://x.theapi.app/v.mp4"
+        ),
+    )
+    assert db.queue_save(video.video_id, video.user_id, now)
+    assert db.claim_save(video.video_id, "attempt-1", now + timedelta(minutes=1), now) is not None
+    assert db.fail_save(video.video_id, "attempt-1", "source_gone", "gone", now, cleaned_up=False)
+
+
+def test_a_purged_preview_whose_save_was_tried_takes_what_it_left_in_r2_and_saved_objects_stay(
+    r2_bucket: Any,
+) -> None:
+    # GIVEN an expired preview whose save failed after uploading, a saved video and a young preview
+    failed_save = old_video(campaign_id="summer-launch", task_id="t-failed")
+    tried_and_failed(failed_save)
+    leftover_key = put_object(r2_bucket, failed_save)
     saved = old_video(campaign_id="summer-launch", status=VideoStatus.COMPLETED)
     saved_key = put_object(r2_bucket, saved)
     mark_saved(saved.video_id)
     young = make_video(created_at=YOUNG, campaign_id="summer-launch")
     young_key = put_object(r2_bucket, young)
-    never_uploaded = old_video()
+    never_tried = old_video()
 
     # WHEN the purge runs
     summary = run_purge()
 
-    # THEN the crashed save's object is gone with its record; every other object is untouched
+    # THEN the failed save's object is gone with its record; every other object is untouched
     assert keys_in(r2_bucket) == {saved_key, young_key}
-    assert orphan_key not in keys_in(r2_bucket)
-    assert not exists(never_uploaded.video_id)
-    assert summary["deleted"] == 2
+    assert leftover_key not in keys_in(r2_bucket)
+    assert not exists(failed_save.video_id) and not exists(never_tried.video_id)
+    assert (summary["deleted"], summary["unfinished"], summary["complete"]) == (2, 0, True)
 
 
 def test_a_record_kept_by_a_race_keeps_its_object(r2_bucket: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     racing = old_video(status=VideoStatus.COMPLETED)
     key = put_object(r2_bucket, racing)
-    real_delete = db.delete_if_unsaved
+    real_delete = db.delete_if_never_saved
 
-    def user_saves_first(video_id: str, now: datetime) -> bool:
+    def user_saves_first(video_id: str, now: datetime, condition: Any = None) -> bool:
         mark_saved(video_id)
-        return real_delete(video_id, now)
+        return real_delete(video_id, now, condition)
 
-    monkeypatch.setattr(db, "delete_if_unsaved", user_saves_first)
+    monkeypatch.setattr(db, "delete_if_never_saved", user_saves_first)
 
     summary = run_purge()
 
@@ -425,38 +446,60 @@ def test_a_record_kept_by_a_race_keeps_its_object(r2_bucket: Any, monkeypatch: p
     assert summary["kept"] == 1
 
 
-def test_without_r2_configured_records_are_purged_and_one_warning_says_objects_were_not_looked_for(
-    logs: io.StringIO,
-) -> None:
-    expired = [old_video() for _ in range(3)]
+def test_a_preview_with_a_save_queued_or_running_is_kept() -> None:
+    queued = old_video(task_id="t-queued")
+    db.apply_task_progress(
+        queued.video_id,
+        TaskProgress(task_id="t-queued", status=VideoStatus.COMPLETED, provider_video_url="https://x.theapi.app/v"),
+    )
+    assert db.queue_save(queued.video_id, queued.user_id, db.utcnow())
 
     summary = run_purge()
 
-    assert surviving(expired) == set()
-    assert summary["deleted"] == 3
-    warnings = [line for line in log_records(logs) if line["level"] == "WARNING"]
-    assert [line["message"] for line in warnings] == [
-        "R2 is not configured: purged records' objects are not looked for"
-    ]
+    assert exists(queued.video_id)
+    assert summary["kept"] == 1
 
 
-def test_an_r2_error_fails_the_run_loudly_and_names_the_object(
+def test_without_r2_previews_never_tried_are_purged_and_tried_ones_wait_for_it() -> None:
+    never_tried = [old_video() for _ in range(3)]
+    failed_save = old_video(task_id="t-failed")
+    tried_and_failed(failed_save)
+
+    summary = run_purge()
+
+    assert surviving(never_tried) == set()
+    # Deleting its record without R2 could orphan an object: it stays marked until R2 can be asked.
+    assert exists(failed_save.video_id)
+    assert (summary["deleted"], summary["unfinished"], summary["complete"]) == (3, 1, False)
+
+
+def test_when_r2_refuses_a_delete_the_record_stays_and_a_later_run_removes_both(
     r2_bucket: Any, monkeypatch: pytest.MonkeyPatch, logs: io.StringIO
 ) -> None:
-    video = old_video(campaign_id="c7")
+    # GIVEN an expired preview with a leftover object, and R2 refusing deletes
+    video = old_video(campaign_id="c7", task_id="t-c7")
+    tried_and_failed(video)
+    key = put_object(r2_bucket, video)
     monkeypatch.setenv("R2_BUCKET", "no-such-bucket")
     get_settings.cache_clear()
 
-    with pytest.raises(ClientError, match="NoSuchBucket"):
-        run_purge()
+    # WHEN the purge runs THEN nothing is lost: the record is marked and stays, the object too
+    summary = run_purge()
+    assert (summary["deleted"], summary["unfinished"], summary["complete"]) == (0, 1, False)
+    record = db.get_video(video.video_id, consistent=True)
+    assert record is not None and record.deleting_at is not None and record.pending_shard is not None
+    assert keys_in(r2_bucket) == {key}
+    warnings = [line for line in log_records(logs) if line["level"] == "WARNING"]
+    assert any(line["message"].startswith("a deletion could not remove its objects") for line in warnings)
 
-    errors = [line for line in log_records(logs) if line["level"] == "ERROR"]
-    assert any(
-        line["message"] == "purged record's R2 object could not be deleted"
-        and line["key"] == video_object_key("c7", video.video_id)
-        for line in errors
-    )
-    assert any(line["message"] == "purge failed" and line["deleted"] == 1 for line in errors)
+    # WHEN R2 is back and the next run comes (after the first deletion's lease) THEN both go
+    monkeypatch.setenv("R2_BUCKET", BUCKET)
+    get_settings.cache_clear()
+    table = db.VideoRecord
+    table(video.video_id).update(actions=[table.save_lease_expires_at.set(db.utcnow() - timedelta(seconds=1))])
+    summary = run_purge()
+    assert (summary["deleted"], summary["unfinished"], summary["complete"]) == (1, 0, True)
+    assert not exists(video.video_id) and keys_in(r2_bucket) == set()
 
 
 # --- DynamoDB errors -----------------------------------------------------------------------------------
@@ -625,7 +668,7 @@ def test_the_summary_is_logged_and_the_counts_are_metrics(
     assert {key: finished[0][key] for key in summary} == summary
     assert finished[0]["correlation_id"] == load_event("purge")["id"]
     emitted = emitted_metrics(capsys.readouterr().out)
-    assert emitted == {"VideosPurged": 3, "VideosPurgeKept": 1}
+    assert emitted == {"VideosPurged": 3, "VideosPurgeKept": 1, "VideosPurgeUnfinished": 0}
 
 
 def test_purge_page_logs_name_the_deleted_and_kept_videos(logs: io.StringIO) -> None:

@@ -126,19 +126,19 @@ def test_no_saved_video_is_ever_purged_and_a_complete_run_leaves_no_expired_prev
         db.create_tables()
         records = [store(spec) for spec in specs]
         user = UserSaves(records)
-        real_query, real_delete = db.expired_unsaved, db.delete_if_unsaved
+        real_query, real_delete = db.expired_unsaved, db.delete_if_never_saved
 
         def query(*args: Any, **kwargs: Any) -> tuple[list[db.VideoRecord], Any]:
             page, next_key = real_query(*args, **kwargs)
             user.after_query(page)
             return page, next_key
 
-        def delete(video_id: str, now: datetime) -> bool:
+        def delete(video_id: str, now: datetime, condition: Any = None) -> bool:
             user.before_delete()
-            return real_delete(video_id, now)
+            return real_delete(video_id, now, condition)
 
         patch.setattr(db, "expired_unsaved", query)
-        patch.setattr(db, "delete_if_unsaved", delete)
+        patch.setattr(db, "delete_if_never_saved", delete)
         patch.setattr(purge, "DEFAULT_LIMITS", PurgeLimits(page_size=page_size, workers=4))
         event = {**load_event("purge"), "detail": {"max_items": max_items} if max_items else {}}
 

@@ -1,287 +1,299 @@
-"""The streaming uploader: equal parts whatever the source's chunking, bounded buffering, abort on failure.
+"""The uploader: equal parts, bounded buffers, retries of what R2 throws under load, abort on failure.
 
-A fake S3 client (in memory, thread-safe) stands in for R2 so the test can observe exactly which parts
-arrive and how many bytes the uploader holds at any moment — no timing involved.
+A fake S3 client (in memory, thread-safe) stands in for R2 so the test can observe exactly which parts arrive,
+which buffers the uploader handed out, and inject R2's failures as botocore raises them — no timing involved.
 """
 
 from __future__ import annotations
 
 import random
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
-from video_library.errors import SourceUnavailable
-from video_library.upload import MIB, part_size_for, stream_put, upload_stream
+from video_library.deadline import Deadline
+from video_library.errors import OutOfTime, SourceUnavailable, StorageUnavailable
+from video_library.upload import (
+    MIB,
+    RetryPolicy,
+    is_transient,
+    part_size_for,
+    upload_object,
+    with_retries,
+)
 
 PART = 5 * MIB
+FAST_RETRY = RetryPolicy(attempts=4, base_s=0.0, cap_s=0.0, min_attempt_s=0.0)
+METADATA = {"video-id": "v1", "transfer-id": "t1"}
+
+
+def client_error(status: int, code: str, operation: str = "UploadPart") -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation
+    )
 
 
 class FakeS3:
-    def __init__(self, fail_on_part: int | None = None) -> None:
+    """R2 in memory. ``faults[operation]`` is a list of exceptions raised by that operation's next calls."""
+
+    def __init__(self) -> None:
         self.lock = threading.Lock()
         self.objects: dict[str, bytes] = {}
         self.metadata: dict[str, dict[str, str]] = {}
         self.uploads: dict[str, dict[int, bytes]] = {}
         self.aborted: list[str] = []
-        self.completed: list[str] = []
-        self.uploaded_bytes = 0
-        self.fail_on_part = fail_on_part
+        self.calls: list[str] = []
+        self.faults: dict[str, list[BaseException | Callable[[], BaseException]]] = {}
 
-    def put_object(
-        self, *, Bucket: str, Key: str, Body: Any, ContentType: str, Metadata: dict[str, str], **extra: Any
-    ) -> Any:
-        if isinstance(Body, bytes):
-            self.objects[Key] = Body
-        else:  # a stream: read it the way an HTTP client sends a body, block by block
-            received = bytearray()
-            try:
-                while block := Body.read(64 * 1024):
-                    received += block
-                    self.on_block(len(received))
-            except Exception as exc:
-                raise ConnectionError("request body failed") from exc  # as botocore reports it
-            if len(received) != extra["ContentLength"]:
-                raise ConnectionError("body shorter than Content-Length")
-            self.objects[Key] = bytes(received)
+    def _call(self, operation: str) -> None:
+        with self.lock:
+            self.calls.append(operation)
+            pending = self.faults.get(operation)
+            fault = pending.pop(0) if pending else None
+        if fault is not None:
+            raise fault() if callable(fault) else fault
+
+    def put_object(self, *, Bucket: str, Key: str, Body: bytes, ContentType: str, Metadata: dict[str, str]) -> Any:
+        self._call("PutObject")
+        self.objects[Key] = bytes(Body)
         self.metadata[Key] = Metadata
-
-    def on_block(self, received: int) -> None:
-        """Called as a streamed body arrives; tests observe the sender's buffering through it."""
 
     def create_multipart_upload(self, *, Bucket: str, Key: str, ContentType: str, Metadata: dict[str, str]) -> Any:
+        self._call("CreateMultipartUpload")
         upload_id = f"upload-{len(self.uploads)}"
         self.uploads[upload_id] = {}
-        self.metadata[Key] = Metadata
+        self.metadata[upload_id] = Metadata
         return {"UploadId": upload_id}
 
     def upload_part(self, *, Bucket: str, Key: str, UploadId: str, PartNumber: int, Body: bytes) -> Any:
-        if PartNumber == self.fail_on_part:
-            raise ConnectionError("R2 went away")
+        self._call("UploadPart")
         with self.lock:
-            self.uploads[UploadId][PartNumber] = Body
-            self.uploaded_bytes += len(Body)
+            if UploadId not in self.uploads:
+                raise client_error(404, "NoSuchUpload")
+            self.uploads[UploadId][PartNumber] = bytes(Body)
         return {"ETag": f'"{PartNumber}"'}
 
     def complete_multipart_upload(self, *, Bucket: str, Key: str, UploadId: str, MultipartUpload: Any) -> Any:
+        if UploadId not in self.uploads:
+            self._call("CompleteMultipartUpload")
+            raise client_error(404, "NoSuchUpload", "CompleteMultipartUpload")
         numbers = [part["PartNumber"] for part in MultipartUpload["Parts"]]
         assert numbers == sorted(self.uploads[UploadId])
-        self.objects[Key] = b"".join(self.uploads[UploadId][n] for n in numbers)
-        self.completed.append(UploadId)
+        # The object is made before any fault: a fault here is an answer lost after the upload completed.
+        parts = self.uploads.pop(UploadId)
+        self.objects[Key] = b"".join(parts[n] for n in numbers)
+        self.metadata[Key] = self.metadata[UploadId]
+        self._call("CompleteMultipartUpload")
+
+    def head_object(self, *, Bucket: str, Key: str) -> Any:
+        self._call("HeadObject")
+        if Key not in self.objects:
+            raise client_error(404, "NotFound", "HeadObject")
+        return {"ContentLength": len(self.objects[Key]), "Metadata": self.metadata[Key]}
 
     def abort_multipart_upload(self, *, Bucket: str, Key: str, UploadId: str) -> Any:
+        self._call("AbortMultipartUpload")
         self.aborted.append(UploadId)
-        del self.uploads[UploadId]
-
-    def copy_object(self, *, Bucket: str, Key: str, Metadata: dict[str, str], **_: Any) -> Any:
-        self.metadata[Key] = Metadata
-
-    def delete_object(self, *, Bucket: str, Key: str) -> Any:
-        self.objects.pop(Key, None)
+        self.uploads.pop(UploadId, None)
 
 
-def ragged_chunks(data: bytes, seed: int) -> Iterator[bytes]:
-    """The body in irregular pieces, like a network delivers it (short reads included)."""
-    rng = random.Random(seed)
-    position = 0
-    while position < len(data):
-        step = rng.choice([1, 7, 1000, 4096, 65536, 300_000])
-        yield data[position : position + step]
-        position += step
+class Reader:
+    """The download as the uploader sees it: fills each buffer it is given, fewer bytes only at the end."""
+
+    def __init__(self, data: bytes, fail_after: int | None = None) -> None:
+        self.data = data
+        self.position = 0
+        self.fail_after = fail_after
+        self.buffers: set[int] = set()
+
+    def __call__(self, buffer: bytearray) -> int:
+        self.buffers.add(id(buffer))
+        if self.fail_after is not None and self.position >= self.fail_after:
+            raise SourceUnavailable("the source stopped sending")
+        piece = self.data[self.position : self.position + len(buffer)]
+        buffer[: len(piece)] = piece
+        self.position += len(piece)
+        return len(piece)
 
 
-@pytest.mark.parametrize("size", [1, PART - 1, PART, PART + 1, 3 * PART, 3 * PART + 17])
-@pytest.mark.parametrize("seed", [1, 2])
-def test_parts_are_equal_whatever_the_chunking(size: int, seed: int) -> None:
+def upload(s3: FakeS3, reader: Reader, **options: Any) -> Any:
+    options.setdefault("limit", Deadline.after(60))
+    options.setdefault("retry", FAST_RETRY)
+    return upload_object(
+        reader,
+        s3,  # type: ignore[arg-type]
+        bucket="b",
+        key="k",
+        content_type="video/mp4",
+        metadata=METADATA,
+        part_size=PART,
+        **options,
+    )
+
+
+@pytest.mark.parametrize("size", [0, 1, PART - 1, PART, PART + 1, 3 * PART, 3 * PART + 17])
+def test_the_object_is_the_body_in_equal_parts(size: int) -> None:
     data = random.Random(size).randbytes(size)
     s3 = FakeS3()
 
-    result = upload_stream(
-        s3,
-        bucket="b",
-        key="k",
-        chunks=ragged_chunks(data, seed),
-        content_type="video/mp4",  # type: ignore[arg-type]
-        metadata={"video-id": "v"},
-        part_size=PART,
-    )
+    uploaded = upload(s3, Reader(data))
 
     assert s3.objects["k"] == data
-    if size <= PART:
-        assert result.parts == 0 and not s3.uploads
+    assert uploaded.size == size
+    if size < PART:
+        assert uploaded.parts == 0 and s3.calls == ["PutObject"]
     else:
-        [parts] = s3.uploads.values()
-        sizes = [len(parts[n]) for n in sorted(parts)]
-        assert set(sizes[:-1]) == {PART}
-        assert 0 < sizes[-1] <= PART
-        assert result.parts == len(sizes)
+        assert uploaded.parts == -(-size // PART)
+        assert s3.calls.count("UploadPart") == uploaded.parts
 
 
-def test_buffering_is_bounded_by_parts_in_flight() -> None:
-    """Pulled-but-not-yet-uploaded bytes never exceed (in flight + 1) parts plus one chunk."""
-    size, chunk, in_flight = 12 * PART + 5, 64 * 1024, 2
+def test_buffers_are_reused_so_memory_is_bounded_by_the_parts_in_flight() -> None:
     s3 = FakeS3()
-    real_upload_part = s3.upload_part
-    running = 0
-    most_running = 0
+    reader = Reader(random.Random(1).randbytes(20 * PART + 3))
 
-    def slow_upload_part(**kwargs: Any) -> Any:
-        # Uploads far slower than the in-memory source, so the source would race ahead if nothing held it.
-        nonlocal running, most_running
-        with s3.lock:
-            running += 1
-            most_running = max(most_running, running)
-        time.sleep(0.02)
-        try:
-            return real_upload_part(**kwargs)
-        finally:
-            with s3.lock:
-                running -= 1
+    upload(s3, reader, max_in_flight=2)
 
-    s3.upload_part = slow_upload_part  # type: ignore[method-assign]
-    pulled = 0
-    worst_outstanding = 0
-
-    def source() -> Iterator[bytes]:
-        nonlocal pulled, worst_outstanding
-        for offset in range(0, size, chunk):
-            piece = b"\0" * min(chunk, size - offset)
-            pulled += len(piece)
-            with s3.lock:
-                worst_outstanding = max(worst_outstanding, pulled - s3.uploaded_bytes)
-            yield piece
-
-    upload_stream(
-        s3,
-        bucket="b",
-        key="k",
-        chunks=source(),
-        content_type="video/mp4",  # type: ignore[arg-type]
-        metadata={},
-        part_size=PART,
-        max_in_flight=in_flight,
-    )
-
-    assert len(s3.objects["k"]) == size
-    assert most_running == in_flight  # parts did upload concurrently...
-    assert worst_outstanding <= (in_flight + 1) * PART + chunk  # ...and the source waited for them
+    assert len(reader.buffers) <= 3  # two uploading, one filling: whatever the file's size
 
 
-def test_a_failing_part_aborts_the_upload_and_propagates() -> None:
-    s3 = FakeS3(fail_on_part=2)
-    data = bytes(4 * PART)
+@pytest.mark.parametrize(
+    "fault",
+    [
+        client_error(503, "SlowDown"),
+        client_error(429, "TooManyRequests"),
+        client_error(500, "InternalError"),
+        ConnectionClosedError(endpoint_url="https://r2"),
+        ReadTimeoutError(endpoint_url="https://r2"),
+    ],
+    ids=["slow-down", "429", "500", "reset", "read-timeout"],
+)
+@pytest.mark.parametrize("operation", ["UploadPart", "PutObject", "CreateMultipartUpload"])
+def test_a_transient_failure_is_sent_again_and_the_object_completes(fault: Exception, operation: str) -> None:
+    size = 2 * PART + 1 if operation != "PutObject" else 100
+    data = random.Random(2).randbytes(size)
+    s3 = FakeS3()
+    s3.faults[operation] = [fault]
 
-    with pytest.raises(ConnectionError):
-        upload_stream(
-            s3,
-            bucket="b",
-            key="k",
-            chunks=ragged_chunks(data, 3),
-            content_type="video/mp4",  # type: ignore[arg-type]
-            metadata={},
-            part_size=PART,
-        )
+    upload(s3, Reader(data))
 
-    assert s3.aborted == ["upload-0"]
-    assert s3.completed == []
-    assert "k" not in s3.objects
+    assert s3.objects["k"] == data
+    assert s3.calls.count(operation) == (2 if operation != "UploadPart" else 4)  # one of them twice
+
+
+def test_a_lost_answer_to_complete_is_settled_by_the_object_itself() -> None:
+    data = random.Random(3).randbytes(2 * PART)
+    s3 = FakeS3()
+    s3.faults["CompleteMultipartUpload"] = [ConnectionClosedError(endpoint_url="https://r2")]
+
+    upload(s3, Reader(data))
+
+    assert s3.objects["k"] == data
+    assert s3.calls[-3:] == ["CompleteMultipartUpload", "CompleteMultipartUpload", "HeadObject"]
+    assert s3.aborted == []
+
+
+def test_an_upload_gone_for_another_reason_is_not_taken_for_ours() -> None:
+    data = random.Random(4).randbytes(2 * PART)
+    s3 = FakeS3()
+    # another transfer's object sits at the key: our complete's retry must not claim it
+    s3.objects["k"], s3.metadata["k"] = b"other", {"transfer-id": "someone-else"}
+
+    def complete_vanished(*, UploadId: str, **_: Any) -> Any:
+        # the upload disappears without making an object (aborted elsewhere), and the answer is lost
+        if s3.uploads.pop(UploadId, None) is None:
+            raise client_error(404, "NoSuchUpload", "CompleteMultipartUpload")
+        raise ConnectionClosedError(endpoint_url="https://r2")
+
+    s3.complete_multipart_upload = complete_vanished  # type: ignore[method-assign]
+
+    with pytest.raises(StorageUnavailable, match="refused"):
+        upload(s3, Reader(data))
+    assert s3.objects["k"] == b"other"
+
+
+@pytest.mark.parametrize("fault", [client_error(403, "AccessDenied"), client_error(404, "NoSuchBucket")])
+def test_a_refusal_is_not_retried_and_the_upload_is_aborted(fault: Exception) -> None:
+    s3 = FakeS3()
+    s3.faults["UploadPart"] = [fault]
+
+    with pytest.raises(StorageUnavailable, match="refused"):
+        upload(s3, Reader(random.Random(5).randbytes(3 * PART)))
+
+    assert s3.aborted == ["upload-0"] and "k" not in s3.objects
+    assert s3.uploads == {}
+
+
+def test_a_failure_that_keeps_coming_gives_up_after_the_attempts_and_aborts() -> None:
+    s3 = FakeS3()
+    s3.faults["UploadPart"] = [client_error(503, "SlowDown") for _ in range(50)]
+
+    with pytest.raises(StorageUnavailable, match="4 times"):
+        upload(s3, Reader(random.Random(6).randbytes(2 * PART)))
+
+    assert s3.aborted == ["upload-0"] and "k" not in s3.objects
 
 
 def test_a_failing_source_aborts_the_upload() -> None:
     s3 = FakeS3()
 
-    def broken_source() -> Iterator[bytes]:
-        yield bytes(2 * PART)
-        raise OSError("connection reset")
+    with pytest.raises(SourceUnavailable):
+        upload(s3, Reader(random.Random(7).randbytes(4 * PART), fail_after=2 * PART))
 
-    with pytest.raises(OSError, match="connection reset"):
-        upload_stream(
-            s3,
-            bucket="b",
-            key="k",
-            chunks=broken_source(),
-            content_type="video/mp4",  # type: ignore[arg-type]
-            metadata={},
-            part_size=PART,
+    assert s3.aborted == ["upload-0"] and "k" not in s3.objects
+
+
+def test_no_request_starts_without_time_for_it() -> None:
+    s3 = FakeS3()
+
+    with pytest.raises(OutOfTime):
+        upload(s3, Reader(b"x" * 100), limit=Deadline.after(0.5), retry=RetryPolicy(min_attempt_s=1.0))
+
+    assert s3.calls == []
+
+
+def test_retries_stop_when_the_time_is_up() -> None:
+    calls = []
+
+    def always_throttled() -> None:
+        calls.append(1)
+        raise client_error(503, "SlowDown")
+
+    with pytest.raises(OutOfTime):
+        with_retries(
+            always_throttled,
+            what="store",
+            limit=Deadline.after(0.3),
+            retry=RetryPolicy(attempts=100, base_s=0.2, cap_s=0.2, min_attempt_s=0.1),
         )
 
-    assert s3.aborted == ["upload-0"]
-    assert "k" not in s3.objects
+    assert 1 <= len(calls) < 100
+
+
+def test_what_counts_as_transient() -> None:
+    assert is_transient(client_error(503, "SlowDown"))
+    assert is_transient(client_error(429, "Anything"))
+    assert is_transient(client_error(400, "RequestTimeout"))
+    assert not is_transient(client_error(403, "AccessDenied"))
+    assert not is_transient(ValueError("a bug"))
 
 
 def test_part_size_grows_to_fit_the_cap_in_ten_thousand_parts() -> None:
-    assert part_size_for(2 * 1024**3) == 8 * MIB
-    assert part_size_for(100 * 1024**3) == 11 * MIB
-    assert part_size_for(100 * 1024**3) * 10_000 >= 100 * 1024**3
+    assert part_size_for(2 * 1024 * MIB) == 8 * MIB
+    assert part_size_for(100 * 1024 * MIB) == 11 * MIB
 
 
 def test_parts_below_the_s3_minimum_are_refused() -> None:
     with pytest.raises(ValueError, match="at least"):
-        upload_stream(
-            FakeS3(),
+        upload_object(
+            Reader(b""),
+            FakeS3(),  # type: ignore[arg-type]
             bucket="b",
             key="k",
-            chunks=[b"x"],
-            content_type="video/mp4",  # type: ignore[arg-type]
+            content_type="video/mp4",
             metadata={},
+            limit=Deadline.after(10),
             part_size=MIB,
         )
-
-
-def test_stream_put_sends_the_body_as_it_arrives() -> None:
-    """One request whose body is the source itself: what is held is a read buffer, never the file."""
-    size, chunk = 40 * MIB, 64 * 1024
-    s3 = FakeS3()
-    pulled = 0
-    worst_ahead = 0
-
-    def observe(received: int) -> None:
-        nonlocal worst_ahead
-        worst_ahead = max(worst_ahead, pulled - received)
-
-    s3.on_block = observe  # type: ignore[method-assign]
-
-    def source() -> Iterator[bytes]:
-        nonlocal pulled
-        for _ in range(size // chunk):
-            pulled += chunk
-            yield bytes(chunk)
-
-    result = stream_put(
-        s3,
-        bucket="b",
-        key="k",
-        chunks=source(),
-        size=size,
-        content_type="video/mp4",  # type: ignore[arg-type]
-        metadata={"video-id": "v"},
-    )
-
-    assert result.parts == 0
-    assert len(s3.objects["k"]) == size
-    # the read buffer, the prefetched chunks, and the chunk in hand: a few MiB at most, whatever the size
-    assert worst_ahead <= 256 * 1024 + (16 + 2) * chunk
-
-
-def test_stream_put_reports_the_source_failure_not_the_http_client_error() -> None:
-    s3 = FakeS3()
-
-    def broken_source() -> Iterator[bytes]:
-        yield bytes(1000)
-        raise SourceUnavailable("the source stopped sending")
-
-    with pytest.raises(SourceUnavailable, match="stopped sending"):
-        stream_put(
-            s3,
-            bucket="b",
-            key="k",
-            chunks=broken_source(),
-            size=5000,
-            content_type="video/mp4",  # type: ignore[arg-type]
-            metadata={},
-        )
-
-    assert "k" not in s3.objects
