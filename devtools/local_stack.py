@@ -113,7 +113,7 @@ class LocalStack:
             "WEBHOOK_PUBLIC_URL": f"{self.url}/webhooks/piapi",
             # The fake PiAPI serves its files over plain http on loopback: allowed here, and only here.
             "ALLOWED_SOURCE_HOSTS": self.config.host,
-            "DEV_INSECURE_SOURCE_HOSTS": self.config.host,
+            "DEV_INSECURE_SOURCE_HOSTS": self.piapi.base_url.removeprefix("http://"),  # exactly its host:port
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_DISABLED": "true",
         }

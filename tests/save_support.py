@@ -96,8 +96,12 @@ def stack(
     loopback_only: list[tuple[Any, ...]],
 ) -> Iterator[SaveStack]:
     local_aws.reset()
+    # The local source is a development host: plain http on exactly its own port, no address check.
     point_save_at(
-        local_aws, monkeypatch, allowed_hosts=".theapi.app,127.0.0.1,cdn.example.test,[::1],::1", dev_hosts="localhost"
+        local_aws,
+        monkeypatch,
+        allowed_hosts=".theapi.app,127.0.0.1,cdn.example.test,[::1],::1",
+        dev_hosts=f"localhost:{video_source.port}",
     )
     s3 = local_aws.client("s3")
     yield SaveStack(local_aws, video_source, s3)

@@ -38,16 +38,22 @@ def https_source(certificate: tuple[str, str]) -> Iterator[VideoSourceServer]:
 
 @pytest.fixture
 def https_stack(
-    https_aws: LocalAws, certificate: tuple[str, str], monkeypatch: pytest.MonkeyPatch, loopback_only: list[Any]
+    https_aws: LocalAws,
+    https_source: VideoSourceServer,
+    certificate: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    loopback_only: list[Any],
 ) -> Iterator[LocalAws]:
     https_aws.reset()
     # boto3 trusts AWS_CA_BUNDLE, the source client the default verify paths (SSL_CERT_FILE): our test CA.
     monkeypatch.setenv("AWS_CA_BUNDLE", certificate[0])
     monkeypatch.setenv("SSL_CERT_FILE", certificate[0])
-    point_save_at(https_aws, monkeypatch, allowed_hosts="cdn.example.test")
-    # cdn.example.test "resolves" to the local source; treat that one address as public for these tests only
+    # The source listens on a random loopback port, so it can only be a development host:port (port 443 and a
+    # public address are required of every other source); the name still resolves through the policy's resolver.
+    point_save_at(
+        https_aws, monkeypatch, allowed_hosts="cdn.example.test", dev_hosts=f"cdn.example.test:{https_source.port}"
+    )
     monkeypatch.setattr(source, "resolve_host", lambda host, port: ["127.0.0.1"])
-    monkeypatch.setattr(source, "is_public_address", lambda address: address == "127.0.0.1")
     yield https_aws
     get_settings.cache_clear()
 

@@ -24,8 +24,8 @@ NON_PUBLIC = {
 
 @pytest.fixture
 def dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
-    """A resolver the test controls: host name → addresses."""
-    table: dict[str, list[str]] = {}
+    """A resolver the test controls: host name → addresses (the local source's name included)."""
+    table: dict[str, list[str]] = {"localhost": ["127.0.0.1"]}
 
     def resolve(host: str, port: int) -> list[str]:
         return table[host]
