@@ -2,8 +2,9 @@
 
 The policy (``SourcePolicy``), before the first byte:
 
-- the URL parses (with httpx's parser, the one that makes the request), is ``https`` on port 443, carries no
-  credentials, and its host is a valid host name in ``ALLOWED_SOURCE_HOSTS`` (exact, or a ``.suffix``);
+- the URL parses (with httpx's parser, the one that makes the request; an authority must be plain ASCII, so an
+  IDN host is written in its ``xn--`` form), is ``https`` on port 443, carries no credentials, and its host is a
+  valid host name in ``ALLOWED_SOURCE_HOSTS`` (exact, or a ``.suffix``);
 - every address the host resolves to is globally routable unicast (:func:`is_public_address`). This check runs
   inside the connection itself (a guarded network backend), on the very addresses the socket may connect to,
   so DNS rebinding between check and connect cannot slip through;
@@ -169,9 +170,38 @@ def _is_valid_host(host: str) -> bool:
     )
 
 
+# The authority of a URL written with one: [scheme:]//authority.
+_AUTHORITY = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*:)?//(?P<authority>[^/?#]*)")
+_PORT_TEXT = re.compile(r"(?::[0-9]*)?")
+
+
+def _plain_authority(url: str) -> bool:
+    """False when the authority holds anything but ASCII, or a port not written in ASCII digits.
+
+    httpx reads a port with ``int()``, which takes fullwidth digits, signs, spaces and underscores (``:+443``,
+    ``: 443``). Such text is refused rather than normalised, so no other reader of the same URL can take it for
+    another port or host.
+    """
+    match = _AUTHORITY.match(url)
+    if match is None:
+        return True
+    authority = match["authority"]
+    if not authority.isascii():
+        return False
+    host_port = authority.rpartition("@")[2]
+    if host_port.startswith("["):
+        port_text = host_port.partition("]")[2]
+    else:
+        _, colon, port = host_port.partition(":")
+        port_text = colon + port
+    return _PORT_TEXT.fullmatch(port_text) is not None
+
+
 def _parse_url(url: str | httpx.URL) -> tuple[httpx.URL, str, int | None]:
     """The URL, its normalised host and its port (explicit or the scheme's); SourceNotAllowed if it does not parse."""
     try:
+        if isinstance(url, str) and not _plain_authority(url):
+            raise ValueError("not a plain authority")
         parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
         host = _normal_host(parsed.raw_host.decode("ascii"))
     except (httpx.InvalidURL, ValueError, TypeError):
@@ -390,6 +420,8 @@ def _read_head(body: Iterator[bytes]) -> list[bytes]:
 
 def _redirect_target(current: httpx.URL, location: str) -> httpx.URL:
     try:
+        if not _plain_authority(location):
+            raise ValueError("not a plain authority")
         return current.join(location)
     except (httpx.InvalidURL, ValueError, TypeError):
         raise SourceNotAllowed("the source redirected to a URL that cannot be parsed") from None
