@@ -328,10 +328,18 @@ class _GuardedTransport(httpx.HTTPTransport):
         )
 
 
+def _refuse_unparseable_location(response: httpx.Response) -> None:
+    # httpx parses a redirect's Location itself (to offer next_request), even when it does not follow it, and
+    # answers one it cannot parse with a RemoteProtocolError (a 502). Deciding first makes it the refusal it is.
+    if response.has_redirect_location:
+        _redirect_target(response.request.url, response.headers["location"])
+
+
 def guarded_client(policy: SourcePolicy) -> httpx.Client:
     return httpx.Client(
         transport=_GuardedTransport(policy),
         follow_redirects=False,  # every hop is checked by hand
+        event_hooks={"response": [_refuse_unparseable_location]},
         trust_env=False,  # no proxy from the environment may route around the checks
         timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
         headers={"accept": "video/*, application/octet-stream;q=0.5", "accept-encoding": "identity"},
