@@ -106,7 +106,7 @@ def main() -> None:
         "R2_SECRET_ACCESS_KEY": "bench",
         "VIDEOS_TABLE": "videos-bench",
         "ALLOWED_SOURCE_HOSTS": "127.0.0.1",
-        "DEV_INSECURE_SOURCE_HOSTS": "127.0.0.1",
+        "DEV_INSECURE_SOURCE_HOSTS": f"127.0.0.1:{source_port}",
         "MAX_VIDEO_BYTES": str(5 * 1024 * MIB),
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "WARNING",

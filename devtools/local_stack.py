@@ -117,7 +117,7 @@ class LocalStack:
             "SAVE_MAX_ATTEMPTS": str(SAVE_MAX_ATTEMPTS),
             # The fake PiAPI serves its files over plain http on loopback: allowed here, and only here.
             "ALLOWED_SOURCE_HOSTS": self.config.host,
-            "DEV_INSECURE_SOURCE_HOSTS": self.config.host,
+            "DEV_INSECURE_SOURCE_HOSTS": self.piapi.base_url.removeprefix("http://"),  # exactly its host:port
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_DISABLED": "true",
             # The worker's instances (other processes) print one readable line per log record too.

@@ -8,6 +8,7 @@ import json
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 import pytest
@@ -26,6 +27,39 @@ from video_library.status import VideoStatus
 BUCKET = "video-library-test"
 MIB = 1024 * 1024
 PART = 8 * MIB
+
+
+# Addresses inside our own network that a hostile URL aims at, and one public address.
+INTERNAL_TARGETS = {"loopback": "127.0.0.1", "private": "10.0.0.1", "metadata": "169.254.169.254"}
+PUBLIC_IPV4 = "8.8.8.8"
+
+
+def _teredo(server: IPv4Address, client: IPv4Address) -> str:
+    # RFC 4380: 2001:0:<server>:<flags>:<port, inverted>:<client, inverted>
+    inverted_port, inverted_client = ~40000 & 0xFFFF, ~int(client) & 0xFFFFFFFF
+    return str(IPv6Address((0x20010000 << 96) | (int(server) << 64) | (inverted_port << 32) | inverted_client))
+
+
+def embedded_forms(ipv4: str) -> dict[str, str]:
+    """``ipv4`` itself and every IPv6 spelling that stands for it (the Teredo forms pair it with a public address)."""
+    address, public = IPv4Address(ipv4), IPv4Address(PUBLIC_IPV4)
+    value = int(address)
+    return {
+        "ipv4": ipv4,
+        "ipv4-mapped": f"::ffff:{ipv4}",
+        "ipv4-mapped-hex": str(IPv6Address((0xFFFF << 32) | value)),
+        "ipv4-compatible": str(IPv6Address(value)),
+        "ipv4-translated": str(IPv6Address((0xFFFF << 48) | value)),
+        "nat64": str(IPv6Address(int(IPv6Address("64:ff9b::")) | value)),
+        "6to4": str(IPv6Address((0x2002 << 112) | (value << 80) | 1)),
+        "teredo-server": _teredo(address, public),
+        "teredo-client": _teredo(public, address),
+    }
+
+
+def url_host(address: str) -> str:
+    """An address as a URL writes it: IPv6 in brackets."""
+    return f"[{address}]" if ":" in address else address
 
 
 @pytest.fixture(scope="session")
@@ -152,8 +186,12 @@ def stack(
     loopback_only: list[tuple[Any, ...]],
 ) -> Iterator[SaveStack]:
     local_aws.reset()
+    # The local source is a development host: plain http on exactly its own port, no address check.
     point_save_at(
-        local_aws, monkeypatch, allowed_hosts=".theapi.app,127.0.0.1,cdn.example.test,[::1],::1", dev_hosts="localhost"
+        local_aws,
+        monkeypatch,
+        allowed_hosts=".theapi.app,127.0.0.1,cdn.example.test,[::1],::1",
+        dev_hosts=f"localhost:{video_source.port}",
     )
     s3 = local_aws.client("s3")
     sqs = local_aws.client("sqs")

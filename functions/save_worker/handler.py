@@ -11,9 +11,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from video_library.observability import logger, metrics, tracer
+from video_library.observability import logger, metrics, trace_downloads, tracer
 from video_library.worker import process_save_record
 
+trace_downloads()
 # A batch whose every record is retried is not the function's failure: the messages come back by themselves.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 

@@ -27,7 +27,6 @@ import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urljoin
 
 import httpx
 
@@ -41,7 +40,7 @@ from video_library.errors import (
     SourceTooLarge,
     SourceUnavailable,
 )
-from video_library.source import SourcePolicy, sniff_video_type
+from video_library.source import SourcePolicy, redirect_target, sniff_video_type
 
 MAX_REDIRECTS = 5
 CONNECT_TIMEOUT_S = 5.0
@@ -70,18 +69,24 @@ class _GuardedConnect:
 
     def __call__(self, address: tuple[str, int], timeout: Any = None, source_address: Any = None) -> socket.socket:
         host, port = address
-        vetted = self._policy.vetted_address(host, port)
-        wait = min(CONNECT_TIMEOUT_S, self._deadline.remaining())
-        if wait <= 0:
-            raise OutOfTime("no time left to connect to the source")
-        try:
-            sock = socket.create_connection((vetted, port), wait)
-        except TimeoutError as exc:
-            raise SourceUnavailable("the source did not accept a connection in time") from exc
-        except OSError as exc:
-            raise SourceUnavailable(f"the source could not be reached ({exc.strerror or type(exc).__name__})") from exc
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
+        failure: OSError | None = None
+        # Each vetted address in turn, as socket.create_connection would try a name's addresses: a host whose
+        # first answer is unreachable (IPv6 where the function has no IPv6 route) still connects.
+        for vetted in self._policy.vetted_addresses(host, port):
+            wait = min(CONNECT_TIMEOUT_S, self._deadline.remaining())
+            if wait <= 0:
+                raise OutOfTime("no time left to connect to the source")
+            try:
+                sock = socket.create_connection((vetted, port), wait)
+            except OSError as exc:
+                failure = exc
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
+        if isinstance(failure, TimeoutError):
+            raise SourceUnavailable("the source did not accept a connection in time") from failure
+        reason = (failure.strerror if failure else None) or type(failure).__name__
+        raise SourceUnavailable(f"the source could not be reached ({reason})") from failure
 
 
 def _connection(url: httpx.URL, policy: SourcePolicy, deadline: TimeLimit) -> http.client.HTTPConnection:
@@ -239,6 +244,10 @@ def open_download(url: str, *, policy: SourcePolicy, max_bytes: int, deadline: T
             if deadline.remaining() <= 0:
                 raise OutOfTime("the transfer ran out of time waiting for the source") from exc
             raise SourceUnavailable("the source did not answer in time") from exc
+        except ssl.SSLCertVerificationError as exc:
+            connection.close()
+            # Not a network hiccup: the host presents a certificate that does not prove it is the host.
+            raise SourceRefused(f"the source's TLS certificate is not valid ({exc.verify_message})") from exc
         except (OSError, http.client.HTTPException) as exc:
             connection.close()
             raise SourceUnavailable(f"the source could not be reached ({type(exc).__name__})") from exc
@@ -246,11 +255,12 @@ def open_download(url: str, *, policy: SourcePolicy, max_bytes: int, deadline: T
         if response.status in (301, 302, 303, 307, 308) and location:
             response.close()
             connection.close()
-            target = policy.check_source_url(urljoin(str(target), location))
+            target = policy.check_source_url(redirect_target(target, location))
             continue
         break
     else:
-        raise SourceUnavailable(f"the source redirected more than {MAX_REDIRECTS} times")
+        # A loop, or a chain no provider makes: asking again would find the same.
+        raise SourceRefused(f"the source redirected more than {MAX_REDIRECTS} times")
     try:
         _classify_status(response.status)
         download = SourceDownload(connection, response, max_bytes=max_bytes, deadline=deadline)

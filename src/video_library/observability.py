@@ -18,7 +18,8 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "VideoLibrary")
 # What the tracer instruments in every function: botocore, which carries DynamoDB (through PynamoDB) and R2.
 # Not Powertools' default, every module X-Ray supports: its PynamoDB patch records each DynamoDB call a second
 # time, and the others (httpx, requests, sqlite3, ...) would be imported by functions that never use them,
-# at every cold start. The save, the one function that downloads, patches httpx itself (trace_downloads).
+# at every cold start. The save worker, the one function that downloads, patches http.client itself
+# (trace_downloads).
 TRACED_MODULES = ("botocore",)
 
 logger = Logger(service=SERVICE)
@@ -30,8 +31,9 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
 def trace_downloads() -> None:
-    """Record httpx requests (the provider's file a save downloads) as X-Ray subsegments; no-op off Lambda."""
-    tracer.patch(["httpx"])
+    """Record http.client requests (the provider's file a save downloads) as X-Ray subsegments; no-op off
+    Lambda."""
+    tracer.patch(["httplib"])
 
 
 __all__ = ["TRACED_MODULES", "MetricUnit", "logger", "metrics", "trace_downloads", "tracer"]

@@ -35,14 +35,15 @@ def object_keys_of(campaign_id: str, video_id: str) -> list[str]:
     return [video_object_key(campaign_id, video_id)]
 
 
-def r2_config(max_pool_connections: int = 16, *, max_attempts: int = 4, read_timeout: float = 60) -> Config:
+def r2_config(max_pool_connections: int = 16, *, total_attempts: int = 4, read_timeout: float = 60) -> Config:
     return Config(
         region_name=R2_REGION,
         signature_version="s3v4",
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         s3={"addressing_style": "path", "payload_signing_enabled": False},
-        retries={"mode": "standard", "max_attempts": max_attempts},
+        # total_max_attempts counts the first attempt; botocore's max_attempts would count only the retries.
+        retries={"mode": "standard", "total_max_attempts": total_attempts},
         connect_timeout=5,
         read_timeout=read_timeout,
         max_pool_connections=max_pool_connections,
@@ -74,7 +75,7 @@ def _client_for(settings: Settings) -> S3Client:
 
 @lru_cache(maxsize=1)
 def _transfer_client_for(settings: Settings) -> S3Client:
-    return make_r2_client(settings, r2_config(max_attempts=1, read_timeout=TRANSFER_READ_TIMEOUT_S))
+    return make_r2_client(settings, r2_config(total_attempts=1, read_timeout=TRANSFER_READ_TIMEOUT_S))
 
 
 def r2_client() -> S3Client:

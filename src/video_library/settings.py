@@ -7,10 +7,12 @@ effects (tests and the OpenAPI generator rely on that).
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 GIB = 1024**3
@@ -30,10 +32,55 @@ def _split_hosts(value: object) -> object:
 HostList = Annotated[tuple[str, ...], NoDecode]
 
 
+class HostPort(NamedTuple):
+    """One ``host:port`` a development source may be fetched from (plain http allowed, no address check)."""
+
+    host: str  # lower case, an IPv6 literal without its brackets
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+HostPortList = Annotated[tuple[HostPort, ...], NoDecode]
+
+_HOST_PORT = re.compile(r"(?:\[(?P<ipv6>[0-9a-fA-F:.]+)\]|(?P<name>[A-Za-z0-9.-]+)):(?P<port>[0-9]{1,5})")
+_HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+HOST_PORT_EXAMPLE = "127.0.0.1:8002 or [::1]:8443"
+
+
+def parse_host_port(entry: str) -> HostPort:
+    """``host:port`` (``[v6]:port`` for IPv6) as a :class:`HostPort`; ValueError naming the entry otherwise."""
+    match = _HOST_PORT.fullmatch(entry.strip())
+    problem = f"DEV_INSECURE_SOURCE_HOSTS entry {entry.strip()!r} is not host:port (e.g. {HOST_PORT_EXAMPLE})"
+    if match is None or not 1 <= int(match["port"]) <= 65535:
+        raise ValueError(problem)
+    if match["ipv6"] is not None:
+        try:
+            return HostPort(str(ipaddress.IPv6Address(match["ipv6"])), int(match["port"]))
+        except ValueError:
+            raise ValueError(problem) from None
+    name = match["name"].lower().removesuffix(".")
+    if not (len(name) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in name.split("."))):
+        raise ValueError(problem)
+    return HostPort(name, int(match["port"]))
+
+
+def _parse_host_ports(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(parse_host_port(entry) for entry in value.split(",") if entry.strip())
+    return value
+
+
+# The environment AWS Lambda gives every function (docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html).
+LAMBDA_EXECUTION_ENV_PREFIX = "AWS_Lambda_"
+
+
 class Settings(BaseSettings):
     """Every setting of the service; the environment variable is the field name in upper case."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    # hide_input_in_errors: a validation error must not print the environment it read (R2 keys, secrets).
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, hide_input_in_errors=True)
 
     aws_region: str = Field(default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
 
@@ -61,8 +108,9 @@ class Settings(BaseSettings):
 
     # Save to Library
     allowed_source_hosts: HostList = PIAPI_CONTENT_HOSTS
-    # Hosts that may be fetched over plain http and at loopback addresses: local development only.
-    dev_insecure_source_hosts: HostList = ()
+    # ``host:port`` entries fetched over http or https without the public-address check: the local fake PiAPI.
+    # Refused on AWS Lambda (see running_on_lambda).
+    dev_insecure_source_hosts: HostPortList = ()
     # Well under R2's 5 TiB object limit; 5 GiB keeps a save within one Lambda invocation at the measured rates.
     max_video_bytes: int = Field(default=2 * GIB, gt=0, le=5 * GIB)
     # The save queue (SQS) between the save API and the worker, and how many attempts a save gets: the worker gives
@@ -81,7 +129,29 @@ class Settings(BaseSettings):
     # Reconciliation asks PiAPI about tasks still pending/processing this long after they were created.
     reconcile_after_minutes: int = Field(default=10, ge=1)
 
-    _split_allowed = field_validator("allowed_source_hosts", "dev_insecure_source_hosts", mode="before")(_split_hosts)
+    # Set by AWS Lambda itself; read only to know where we run.
+    aws_lambda_function_name: str | None = None
+    aws_execution_env: str | None = None
+
+    _split_allowed = field_validator("allowed_source_hosts", mode="before")(_split_hosts)
+    _parse_dev_hosts = field_validator("dev_insecure_source_hosts", mode="before")(_parse_host_ports)
+
+    @property
+    def running_on_lambda(self) -> bool:
+        return bool(self.aws_lambda_function_name) or (self.aws_execution_env or "").startswith(
+            LAMBDA_EXECUTION_ENV_PREFIX
+        )
+
+    @model_validator(mode="after")
+    def _no_dev_sources_on_lambda(self) -> Settings:
+        # A dev entry turns the address check off for its host: on a deployed function it would open a way
+        # into our own network, so a deploy that carries one must not start at all.
+        if self.dev_insecure_source_hosts and self.running_on_lambda:
+            raise ValueError(
+                "DEV_INSECURE_SOURCE_HOSTS is set but this process runs on AWS Lambda: it is for local "
+                "development only (it turns the source address check off); remove it from the function's environment"
+            )
+        return self
 
 
 @lru_cache(maxsize=1)

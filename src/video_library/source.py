@@ -1,40 +1,118 @@
-"""Fetching a provider's video safely: only from where we may, never from our own network.
+"""Where a provider's video may be fetched from: never from our own network (``download`` does the fetching).
 
-Before the first byte: https only (plain http only for hosts explicitly allowed for local development),
-the host in ``ALLOWED_SOURCE_HOSTS`` (exact, or a ``.suffix``), and every address the host resolves to
-public. The address check runs inside the connection itself (a guarded network backend), on the very
-address the socket connects to, so DNS rebinding between check and connect cannot slip through.
-Redirects are followed by hand, each hop checked again. Connect/read timeouts and an overall deadline
-bound the time; the size cap is enforced on Content-Length and again on the bytes as they arrive.
+The policy (``SourcePolicy``), before the first byte:
+
+- the URL parses (with httpx's parser, the one that makes the request; an authority must be plain ASCII, so an
+  IDN host is written in its ``xn--`` form), is ``https`` on port 443, carries no credentials, and its host is a
+  valid host name in ``ALLOWED_SOURCE_HOSTS`` (exact, or a ``.suffix``);
+- every address the host resolves to is globally routable unicast (:func:`is_public_address`). This check runs
+  inside the connection itself (``download``'s guarded connect), on the very addresses the socket may connect
+  to, so DNS rebinding between check and connect cannot slip through;
+- redirects are followed by hand, each hop checked again;
+- the one exception is local development: a ``host:port`` in ``DEV_INSECURE_SOURCE_HOSTS`` may be fetched over
+  http or https, on exactly that port, without the address check (the settings refuse it on AWS Lambda).
 """
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
+import re
 import socket
-import ssl
-import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urljoin
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
-import httpcore
 import httpx
-from httpcore._backends.sync import SyncBackend, SyncStream
 
-from video_library.errors import SourceNotAllowed, SourceNotVideo, SourceTooLarge, SourceUnavailable
-from video_library.settings import Settings
+from video_library.errors import SourceNotAllowed, SourceUnavailable
+from video_library.settings import HostPort, Settings
 
-MAX_REDIRECTS = 5
-CONNECT_TIMEOUT_S = 5.0
-READ_TIMEOUT_S = 30.0
-SNIFF_BYTES = 12
+HTTPS_PORT = 443
+_DEFAULT_PORTS = {"https": 443, "http": 80}
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPAddress = IPv4Address | IPv6Address
 Resolver = Callable[[str, int], list[str]]
+
+# An explicit table rather than ``ipaddress``'s ``is_global``: that property has changed across Python versions
+# (the runtime is 3.12/3.13, this machine 3.11) and judges none of the IPv6 forms that carry an IPv4 address.
+# Sources: the IANA IPv4 and IPv6 Special-Purpose Address Registries (tests/data/iana_special_purpose.csv
+# holds them and the tests check every entry), the IPv4 multicast space, and RFC 4291's global unicast range.
+
+# Every IPv4 special-purpose block is refused, the few the registry marks globally reachable too (anycast service
+# addresses, AS112, AMT relays): no provider serves files from them.
+_REFUSED_IPV4 = tuple(
+    IPv4Network(block)
+    for block in (
+        "0.0.0.0/8",  # "this network"
+        "10.0.0.0/8",  # private use
+        "100.64.0.0/10",  # shared address space (carrier-grade NAT)
+        "127.0.0.0/8",  # loopback
+        "169.254.0.0/16",  # link local, where cloud metadata services live (169.254.169.254)
+        "172.16.0.0/12",  # private use
+        "192.0.0.0/24",  # IETF protocol assignments (DS-Lite, NAT64 discovery, PCP and TURN anycast, ...)
+        "192.0.2.0/24",  # documentation (TEST-NET-1)
+        "192.31.196.0/24",  # AS112-v4
+        "192.52.193.0/24",  # AMT
+        "192.88.99.0/24",  # deprecated 6to4 relay anycast, 6a44 relay
+        "192.168.0.0/16",  # private use
+        "192.175.48.0/24",  # AS112 direct delegation
+        "198.18.0.0/15",  # benchmarking
+        "198.51.100.0/24",  # documentation (TEST-NET-2)
+        "203.0.113.0/24",  # documentation (TEST-NET-3)
+        "224.0.0.0/4",  # multicast
+        "240.0.0.0/4",  # reserved, including the limited broadcast 255.255.255.255
+    )
+)
+
+# IPv6 forms that stand for IPv4 addresses: judged by the IPv4 addresses they carry.
+_IPV4_MAPPED = IPv6Network("::ffff:0:0/96")  # RFC 4291
+_IPV4_TRANSLATED = IPv6Network("::ffff:0:0:0/96")  # RFC 2765 (SIIT)
+_IPV4_COMPATIBLE = IPv6Network("::/96")  # RFC 4291, deprecated; also holds :: and ::1
+_NAT64_WELL_KNOWN = IPv6Network("64:ff9b::/96")  # RFC 6052
+_SIX_TO_FOUR = IPv6Network("2002::/16")  # RFC 3056: the IPv4 address in bits 16-47
+_TEREDO = IPv6Network("2001::/32")  # RFC 4380: server in bits 32-63, client (inverted) in the last 32
+_LAST_32_BITS = (_IPV4_MAPPED, _IPV4_TRANSLATED, _IPV4_COMPATIBLE, _NAT64_WELL_KNOWN)
+
+# Everything else must be global unicast, the only block IANA allocates from (RFC 4291 2.4). That alone refuses
+# the local-use NAT64 prefix 64:ff9b:1::/48 (its layout is the network's own, so it is never judged), 100::/64
+# and 100:0:0:1::/64 (discard, dummy), 5f00::/16 (SRv6), fc00::/7 (unique local), fe80::/10 (link local),
+# fec0::/10 (site local), ff00::/8 (multicast) and whatever is still unassigned.
+_GLOBAL_UNICAST = IPv6Network("2000::/3")
+_REFUSED_IPV6 = tuple(
+    IPv6Network(block)
+    for block in (
+        "2001::/23",  # IETF protocol assignments: benchmarking, ORCHID, anycast services (Teredo is judged above)
+        "2001:db8::/32",  # documentation
+        "2620:4f:8000::/48",  # AS112 direct delegation
+        "3fff::/20",  # documentation
+    )
+)
+
+
+def embedded_ipv4(address: IPv6Address) -> tuple[IPv4Address, ...]:
+    """The IPv4 addresses an IPv6 address stands for (two for Teredo: server and client); () if none."""
+    value = int(address)
+    if any(address in form for form in _LAST_32_BITS):
+        return (IPv4Address(value & 0xFFFFFFFF),)
+    if address in _SIX_TO_FOUR:
+        return (IPv4Address((value >> 80) & 0xFFFFFFFF),)
+    if address in _TEREDO:
+        return IPv4Address((value >> 64) & 0xFFFFFFFF), IPv4Address(~value & 0xFFFFFFFF)
+    return ()
+
+
+def is_public_address(address: str | IPAddress) -> bool:
+    """True only for globally routable unicast addresses; False for anything else, or for what is no address."""
+    if isinstance(address, str):
+        try:
+            address = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            return False
+    if isinstance(address, IPv4Address):
+        return not any(address in block for block in _REFUSED_IPV4)
+    if carried := embedded_ipv4(address):
+        return all(is_public_address(ipv4) for ipv4 in carried)
+    return address in _GLOBAL_UNICAST and not any(address in block for block in _REFUSED_IPV6)
 
 
 def resolve_host(host: str, port: int) -> list[str]:
@@ -43,19 +121,79 @@ def resolve_host(host: str, port: int) -> list[str]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise SourceUnavailable(f"the source host {host!r} does not resolve") from exc
+    except UnicodeError as exc:  # the idna codec refuses it (an empty or overlong label)
+        raise SourceNotAllowed("the video host is not a valid host name", host=host) from exc
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    return address.ipv4_mapped or address.sixtofour or (address.teredo[1] if address.teredo else None)
+_HOST_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+# A last label that is a number makes a host some resolvers read as an IPv4 address (127.1, 0x7f000001).
+_NUMERIC_LABEL = re.compile(r"0x[0-9a-f]*|[0-9]+")
 
 
-def is_public_address(text: str) -> bool:
-    """True for globally routable unicast addresses; False for private, loopback, link-local, reserved, ..."""
-    address: IPAddress = ipaddress.ip_address(text.split("%", 1)[0])
-    if isinstance(address, ipaddress.IPv6Address) and (embedded := _embedded_ipv4(address)) is not None:
-        address = embedded
-    return address.is_global and not address.is_multicast
+def _ip_literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def _normal_host(host: str) -> str:
+    """One spelling per host: lower case, no trailing dot or brackets, IPv6 compressed."""
+    host = host.lower().strip("[]").removesuffix(".")
+    literal = _ip_literal(host)
+    return str(literal) if literal is not None else host
+
+
+def _is_valid_host(host: str) -> bool:
+    if _ip_literal(host) is not None:
+        return True
+    labels = host.split(".")
+    return (
+        len(host) <= 253
+        and all(_HOST_LABEL.fullmatch(label) for label in labels)
+        and not _NUMERIC_LABEL.fullmatch(labels[-1])
+    )
+
+
+# The authority of a URL written with one: [scheme:]//authority.
+_AUTHORITY = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*:)?//(?P<authority>[^/?#]*)")
+_PORT_TEXT = re.compile(r"(?::[0-9]*)?")
+
+
+def _plain_authority(url: str) -> bool:
+    """False when the authority holds anything but ASCII, or a port not written in ASCII digits.
+
+    httpx reads a port with ``int()``, which takes fullwidth digits, signs, spaces and underscores (``:+443``,
+    ``: 443``). Such text is refused rather than normalised, so no other reader of the same URL can take it for
+    another port or host.
+    """
+    match = _AUTHORITY.match(url)
+    if match is None:
+        return True
+    authority = match["authority"]
+    if not authority.isascii():
+        return False
+    host_port = authority.rpartition("@")[2]
+    if host_port.startswith("["):
+        port_text = host_port.partition("]")[2]
+    else:
+        _, colon, port = host_port.partition(":")
+        port_text = colon + port
+    return _PORT_TEXT.fullmatch(port_text) is not None
+
+
+def _parse_url(url: str | httpx.URL) -> tuple[httpx.URL, str, int | None]:
+    """The URL, its normalised host and its port (explicit or the scheme's); SourceNotAllowed if it does not parse."""
+    try:
+        if isinstance(url, str) and not _plain_authority(url):
+            raise ValueError("not a plain authority")
+        parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
+        host = _normal_host(parsed.raw_host.decode("ascii"))
+    except (httpx.InvalidURL, ValueError, TypeError):
+        raise SourceNotAllowed("the video URL cannot be parsed") from None
+    port = parsed.port if parsed.port is not None else _DEFAULT_PORTS.get(parsed.scheme)
+    return parsed, host, port
 
 
 @dataclass(frozen=True)
@@ -63,118 +201,75 @@ class SourcePolicy:
     """Where videos may be fetched from."""
 
     allowed_hosts: tuple[str, ...]
-    dev_insecure_hosts: tuple[str, ...] = ()
+    dev_hosts: tuple[HostPort, ...] = ()
     resolver: Resolver | None = field(default=None, compare=False)  # None: the system resolver
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SourcePolicy:
         return cls(settings.allowed_source_hosts, settings.dev_insecure_source_hosts)
 
-    def is_dev_insecure(self, host: str) -> bool:
-        return host.lower() in self.dev_insecure_hosts
+    def is_dev_host(self, host: str, port: int | None) -> bool:
+        """True for exactly a ``host:port`` of ``DEV_INSECURE_SOURCE_HOSTS``."""
+        return port is not None and HostPort(_normal_host(host), port) in self.dev_hosts
 
     def host_allowed(self, host: str) -> bool:
-        host = host.lower().rstrip(".")
-        if self.is_dev_insecure(host):
-            return True
-        return any(
-            host == rule or (rule.startswith(".") and host.endswith(rule)) or host == rule.lstrip(".")
-            for rule in self.allowed_hosts
-        )
+        """True when ``host`` is in ``ALLOWED_SOURCE_HOSTS`` (exactly, or under a ``.suffix`` rule)."""
+        host = _normal_host(host)
+        for rule in self.allowed_hosts:
+            if rule.startswith("."):
+                if host.endswith(rule.lower()) or host == rule[1:].lower():
+                    return True
+            elif host == _normal_host(rule):
+                return True
+        return False
 
-    def check_url(self, url: httpx.URL) -> None:
-        """Refuse a URL by its scheme and host alone, before any connection."""
-        host = url.host
-        if url.scheme not in ("https", "http") or not host:
+    def allows_plain_http(self, url: str | httpx.URL) -> bool:
+        """True only when the URL's host and port (explicit or default) are a development source."""
+        try:
+            _, host, port = _parse_url(url)
+        except SourceNotAllowed:
+            return False
+        return self.is_dev_host(host, port)
+
+    def check_source_url(self, url: str | httpx.URL) -> httpx.URL:
+        """The parsed URL, if the policy allows it by itself (scheme, host, port, credentials, a literal address);
+        SourceNotAllowed otherwise, whatever the input. The resolved addresses are checked when connecting."""
+        target, host, port = _parse_url(url)
+        if target.scheme not in _DEFAULT_PORTS:
             raise SourceNotAllowed("the video URL is not an http(s) URL")
-        if url.userinfo:
+        if not host:
+            raise SourceNotAllowed("the video URL has no host")
+        if target.userinfo:
             raise SourceNotAllowed("the video URL must not carry credentials")
-        if url.scheme == "http" and not self.is_dev_insecure(host):
+        if not _is_valid_host(host):
+            raise SourceNotAllowed("the video host is not a valid host name")
+        if self.is_dev_host(host, port):
+            return target
+        if target.scheme != "https":
             raise SourceNotAllowed("the video URL must use https", host=host)
+        if port != HTTPS_PORT:
+            raise SourceNotAllowed(f"the video URL must use port {HTTPS_PORT}", host=host, port=port)
         if not self.host_allowed(host):
             raise SourceNotAllowed("the video host is not an allowed source", host=host)
+        if _ip_literal(host) is not None and not is_public_address(host):
+            raise SourceNotAllowed("the video host is a non-public address", host=host)
+        return target
 
-    def check_source_url(self, url: str) -> httpx.URL:
-        """Parse ``url`` and refuse it by itself (scheme, host, credentials), before any connection."""
-        try:
-            parsed = httpx.URL(url)
-        except (httpx.InvalidURL, ValueError, TypeError) as exc:
-            raise SourceNotAllowed("the video URL cannot be parsed") from exc
-        self.check_url(parsed)
-        return parsed
-
-    def vetted_address(self, host: str, port: int) -> str:
-        """The address to connect to, once every address ``host`` resolves to is known to be public."""
-        if self.is_dev_insecure(host):
-            return host
-        resolver = self.resolver or resolve_host
-        addresses = [host] if _is_ip_literal(host) else resolver(host, port)
+    def vetted_addresses(self, host: str, port: int) -> list[str]:
+        """The addresses to connect to, in order, once every address ``host`` resolves to is known to be public
+        (a development source is resolved but not judged)."""
+        development = self.is_dev_host(host, port)
+        if not development and (port != HTTPS_PORT or not self.host_allowed(host)):
+            raise SourceNotAllowed("the video host or port is not an allowed source", host=host)
+        literal = _ip_literal(_normal_host(host))
+        addresses = [str(literal)] if literal is not None else (self.resolver or resolve_host)(host, port)
         if not addresses:
             raise SourceUnavailable(f"the source host {host!r} does not resolve")
-        refused = [address for address in addresses if not is_public_address(address)]
-        if refused:
+        if not development and not all(is_public_address(address) for address in addresses):
             raise SourceNotAllowed("the video host resolves to a non-public address", host=host)
-        return addresses[0]
+        return addresses
 
 
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
-    except ValueError:
-        return False
-    return True
-
-
-class _GuardedBackend(SyncBackend):
-    """httpcore's socket backend, connecting only to addresses the policy vetted."""
-
-    def __init__(self, policy: SourcePolicy) -> None:
-        self._policy = policy
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> SyncStream:
-        address = self._policy.vetted_address(host, port)
-        try:
-            sock = socket.create_connection((address, port), timeout)
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(str(exc)) from exc
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # TLS (when https) is started on this stream by httpcore with the URL's host name for SNI and
-        # certificate checks, so connecting by address does not weaken verification.
-        return SyncStream(sock)
-
-
-class _GuardedTransport(httpx.HTTPTransport):
-    def __init__(self, policy: SourcePolicy) -> None:
-        super().__init__(retries=0, http2=False)
-        # httpx.HTTPTransport offers no way to pass a network backend; build its pool again with ours.
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=ssl.create_default_context(),
-            max_connections=4,
-            retries=0,
-            network_backend=_GuardedBackend(policy),
-        )
-
-
-def guarded_client(policy: SourcePolicy) -> httpx.Client:
-    return httpx.Client(
-        transport=_GuardedTransport(policy),
-        follow_redirects=False,  # every hop is checked by hand
-        trust_env=False,  # no proxy from the environment may route around the checks
-        timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
-        headers={"accept": "video/*, application/octet-stream;q=0.5", "accept-encoding": "identity"},
-    )
-
-
-_VIDEO_OCTET_TYPES = ("application/octet-stream", "binary/octet-stream")
 # Box types a QuickTime file may open with when it has no ftyp box.
 _QUICKTIME_BOXES = (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
 
@@ -190,101 +285,11 @@ def sniff_video_type(head: bytes) -> str | None:
     return None
 
 
-@dataclass
-class SourceStream:
-    """An open source: its video type and its bytes, counted, hashed and capped as they are read."""
-
-    content_type: str
-    declared_size: int | None
-    max_bytes: int
-    deadline: float
-    _body: Iterator[bytes]
-    _head: list[bytes]
-    size: int = 0
-    _hash: Any = field(default_factory=hashlib.sha256)
-
-    @property
-    def sha256(self) -> str:
-        return str(self._hash.hexdigest())
-
-    def chunks(self) -> Iterator[bytes]:
-        """The body, chunk by chunk as the network delivers it; raises as soon as a limit is crossed."""
-        while self._head:
-            yield self._count(self._head.pop(0))
-        try:
-            for chunk in self._body:
-                if time.monotonic() > self.deadline:
-                    raise SourceUnavailable("the source was too slow: the transfer ran out of time")
-                yield self._count(chunk)
-        except httpx.HTTPError as exc:
-            raise SourceUnavailable(f"the source stopped sending: {type(exc).__name__}") from exc
-        if self.declared_size is not None and self.declared_size != self.size:
-            raise SourceUnavailable(f"the source sent {self.size} bytes but announced {self.declared_size}")
-
-    def _count(self, chunk: bytes) -> bytes:
-        self.size += len(chunk)
-        if self.size > self.max_bytes:
-            raise SourceTooLarge(f"the video is larger than {self.max_bytes} bytes", max_bytes=self.max_bytes)
-        self._hash.update(chunk)
-        return chunk
-
-
-def _media_type(response: httpx.Response) -> str:
-    declared: str = response.headers.get("content-type", "")
-    return declared.split(";", 1)[0].strip().lower()
-
-
-def _decide_content_type(response: httpx.Response, head: bytes) -> str:
-    declared = _media_type(response)
-    if declared.startswith("video/"):
-        return declared
-    if declared in _VIDEO_OCTET_TYPES and (sniffed := sniff_video_type(head)):
-        return sniffed
-    raise SourceNotVideo(f"the source is not a video (content type {declared or 'missing'!r})")
-
-
-def _read_head(body: Iterator[bytes]) -> list[bytes]:
-    """Read just enough of the body to recognise a file type; the chunks read go first into the stream."""
-    head: list[bytes] = []
+def redirect_target(current: httpx.URL, location: str) -> httpx.URL:
+    """Where a redirect's ``Location`` leads from ``current``; SourceNotAllowed when it cannot be parsed."""
     try:
-        while sum(map(len, head)) < SNIFF_BYTES and (chunk := next(body, None)) is not None:
-            head.append(chunk)
-    except httpx.HTTPError as exc:
-        raise SourceUnavailable(f"the source stopped sending: {type(exc).__name__}") from exc
-    return head
-
-
-@contextmanager
-def open_source(url: str, *, policy: SourcePolicy, max_bytes: int, deadline: float) -> Iterator[SourceStream]:
-    """Open ``url`` for streaming after every check; the connection is closed when the block ends."""
-    with guarded_client(policy) as client:
-        target = httpx.URL(url)
-        for _hop in range(MAX_REDIRECTS + 1):
-            policy.check_url(target)
-            request = client.build_request("GET", target)
-            try:
-                response = client.send(request, stream=True)
-            except httpx.TimeoutException as exc:
-                raise SourceUnavailable("the source did not answer in time") from exc
-            except httpx.HTTPError as exc:
-                raise SourceUnavailable(f"the source could not be reached: {type(exc).__name__}") from exc
-            if response.is_redirect and "location" in response.headers:
-                response.close()
-                target = httpx.URL(urljoin(str(target), response.headers["location"]))
-                continue
-            break
-        else:
-            raise SourceUnavailable(f"the source redirected more than {MAX_REDIRECTS} times")
-        try:
-            if response.status_code != 200:
-                raise SourceUnavailable(f"the source answered HTTP {response.status_code}", status=response.status_code)
-            length = response.headers.get("content-length", "")
-            declared_size = int(length) if length.isdigit() else None
-            if declared_size is not None and declared_size > max_bytes:
-                raise SourceTooLarge(f"the video is larger than {max_bytes} bytes", max_bytes=max_bytes)
-            body = response.iter_bytes()
-            head = _read_head(body)
-            content_type = _decide_content_type(response, b"".join(head)[:SNIFF_BYTES])
-            yield SourceStream(content_type, declared_size, max_bytes, deadline, _body=body, _head=head)
-        finally:
-            response.close()
+        if not _plain_authority(location):
+            raise ValueError("not a plain authority")
+        return current.join(location)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        raise SourceNotAllowed("the source redirected to a URL that cannot be parsed") from None

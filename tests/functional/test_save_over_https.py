@@ -14,7 +14,7 @@ import pytest
 from devtools.local_aws import LocalAws
 from devtools.tls import self_signed_certificate
 from devtools.video_source import VideoSourceServer, synthetic_sha256
-from tests.save_support import BUCKET, MIB, PART, call_save, completed_video, point_save_at
+from tests.save_support import BUCKET, MIB, PART, QUEUE, SaveStack, completed_video, point_save_at
 from video_library import source
 from video_library.settings import get_settings
 
@@ -38,16 +38,22 @@ def https_source(certificate: tuple[str, str]) -> Iterator[VideoSourceServer]:
 
 @pytest.fixture
 def https_stack(
-    https_aws: LocalAws, certificate: tuple[str, str], monkeypatch: pytest.MonkeyPatch, loopback_only: list[Any]
+    https_aws: LocalAws,
+    https_source: VideoSourceServer,
+    certificate: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    loopback_only: list[Any],
 ) -> Iterator[LocalAws]:
     https_aws.reset()
     # boto3 trusts AWS_CA_BUNDLE, the source client the default verify paths (SSL_CERT_FILE): our test CA.
     monkeypatch.setenv("AWS_CA_BUNDLE", certificate[0])
     monkeypatch.setenv("SSL_CERT_FILE", certificate[0])
-    point_save_at(https_aws, monkeypatch, allowed_hosts="cdn.example.test")
-    # cdn.example.test "resolves" to the local source; treat that one address as public for these tests only
+    # The source listens on a random loopback port, so it can only be a development host:port (port 443 and a
+    # public address are required of every other source); the name still resolves through the policy's resolver.
+    point_save_at(
+        https_aws, monkeypatch, allowed_hosts="cdn.example.test", dev_hosts=f"cdn.example.test:{https_source.port}"
+    )
     monkeypatch.setattr(source, "resolve_host", lambda host, port: ["127.0.0.1"])
-    monkeypatch.setattr(source, "is_public_address", lambda address: address == "127.0.0.1")
     yield https_aws
     get_settings.cache_clear()
 
@@ -56,25 +62,30 @@ def upload_requests(aws: LocalAws) -> list[Any]:
     return [r for r in aws.requests if r.method == "PUT" and "/videos/" in r.path]
 
 
-@pytest.mark.parametrize(
-    ("announce", "requests"), [({}, 1), ({"declare": "none"}, 2)], ids=["streaming-put", "multipart"]
-)
+def save_through_the_worker(aws: LocalAws, source: VideoSourceServer, video_id: str) -> Any:
+    """The save request, then the worker on its message; the record afterwards."""
+    stack = SaveStack(
+        aws, source, aws.client("s3"), queue_url=aws.client("sqs").get_queue_url(QueueName=QUEUE)["QueueUrl"]
+    )
+    return stack.save_and_run(video_id)
+
+
+@pytest.mark.parametrize(("size", "requests"), [(PART - 1, 1), (PART + 3 * MIB, 2)], ids=["single-put", "multipart"])
 def test_uploads_over_https_carry_no_aws_chunked_body_or_checksum_trailer(
-    https_stack: LocalAws, https_source: VideoSourceServer, announce: dict[str, str], requests: int
+    https_stack: LocalAws, https_source: VideoSourceServer, size: int, requests: int
 ) -> None:
-    size = PART + 3 * MIB
-    video = completed_video(https_source.url(host="cdn.example.test", size=size, **announce))
+    video = completed_video(https_source.url(host="cdn.example.test", size=size))
 
-    status, body = call_save({"video_id": video.video_id})
+    record = save_through_the_worker(https_stack, https_source, video.video_id)
 
-    assert status == 200, body
+    assert record.save_state == "saved", record.save_error
     uploads = upload_requests(https_stack)
     assert len(uploads) == requests
     for request in uploads:
         assert "aws-chunked" not in request.headers.get("content-encoding", "")
         assert "x-amz-trailer" not in request.headers
         assert not [h for h in request.headers if h.startswith("x-amz-checksum-")]
-    stored = https_stack.client("s3").get_object(Bucket=BUCKET, Key=body["r2_key"])["Body"].read()
+    stored = https_stack.client("s3").get_object(Bucket=BUCKET, Key=record.r2_key)["Body"].read()
     assert hashlib.sha256(stored).hexdigest() == synthetic_sha256(size)
 
 
@@ -104,7 +115,9 @@ def test_the_source_certificate_is_checked_against_the_host_name(
     monkeypatch.setenv("SSL_CERT_FILE", other_cert)
     video = completed_video(https_source.url(host="cdn.example.test", size=1024))
 
-    status, body = call_save({"video_id": video.video_id})
+    record = save_through_the_worker(https_stack, https_source, video.video_id)
 
-    assert status == 502
-    assert body["error"]["code"] == "source_unavailable"
+    # THEN the save fails for good (asking again would meet the same certificate), nothing fetched or stored
+    assert (record.save_state, record.save_error_code) == ("failed", "source_refused")
+    assert "certificate" in (record.save_error or "")
+    assert https_stack.client("s3").list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
