@@ -27,12 +27,18 @@ credentials, the connection it came on, the rule that fired, the status the upst
 Example (moto behind the proxy; botocore retries the 503 and the object lands)::
 
     with LocalAws() as aws, FaultyProxy(aws.url) as proxy:
-        aws.client("s3").create_bucket(Bucket="b")
-        rule = proxy.add_rule(s3_put_object("videos/"), s3_slow_down())
-        s3 = boto3.client("s3", endpoint_url=proxy.url, region_name="us-east-1", ...)
-        s3.put_object(Bucket="b", Key="videos/1.mp4", Body=b"...")
+        aws.client("s3").create_bucket(Bucket="videos")
+        rule = proxy.add_rule(s3_put_object("campaigns/"), s3_slow_down())
+        s3 = boto3.client("s3", endpoint_url=proxy.url, region_name="auto",
+                          aws_access_key_id="local", aws_secret_access_key="local")
+        s3.put_object(Bucket="videos", Key="campaigns/42/videos/1.mp4", Body=b"...")
         assert rule.fired == 1
-        assert len(proxy.requests(s3_put_object("videos/"))) == 2
+        assert [r.client_status for r in proxy.requests(s3_put_object("campaigns/"))] == [503, 200]
+
+In tests, the ``faults`` fixture (``tests/save_support.py``) is this proxy in front of the session's
+``local_aws``: set ``R2_ENDPOINT_URL`` and/or ``DYNAMODB_ENDPOINT_URL`` to ``faults.url``. A rule that names
+no count fires once; ``times=None`` makes a fault permanent, e.g.
+``faults.add_rule(dynamodb("UpdateItem"), stall(), times=None)`` for a DynamoDB that stops answering.
 
 Answers the proxy makes up itself (``respond``) to a request that announced ``Expect: 100-continue`` are sent
 before the body, as S3 does, and the connection is then closed; the client sends no body. Otherwise the
