@@ -2,10 +2,15 @@
 
 Records every request it serves (method, path, query, headers), so tests can count what reached the
 "bucket" — completed uploads, aborted ones — and check the wire format (no aws-chunked bodies).
+
+DynamoDB requests are served one at a time (``serialise_dynamodb``, on by default): moto's server runs each
+request on its own thread and does not lock its tables, so two threads can both pass one
+``ConditionExpression``, which real DynamoDB never allows. S3 requests stay concurrent.
 """
 
 from __future__ import annotations
 
+import io
 import ssl
 import threading
 from collections.abc import Callable, Iterable
@@ -15,6 +20,7 @@ from typing import Any
 import httpx
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wsgi import get_input_stream
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -35,8 +41,16 @@ class RecordedRequest:
 class LocalAws:
     """``with LocalAws() as aws: aws.url`` — a moto server on 127.0.0.1 and a free port."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, tls: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: tuple[str, str] | None = None,
+        *,
+        serialise_dynamodb: bool = True,
+    ) -> None:
         self._host, self._port, self._tls = host, port, tls
+        self._serialise_dynamodb = serialise_dynamodb
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.requests: list[RecordedRequest] = []
@@ -63,8 +77,34 @@ class LocalAws:
 
         return record
 
+    @staticmethod
+    def _one_dynamodb_request_at_a_time(app: WSGIApp) -> WSGIApp:
+        dynamodb_lock = threading.Lock()
+
+        def dispatch(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
+                return app(environ, start_response)
+            # The body is read before taking the lock, so a slow or stalled client holds up no one else.
+            body = get_input_stream(environ).read()
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            with dynamodb_lock:
+                # Drained inside the lock: a lazy answer could still be writing after the lock is released.
+                answer = app(environ, start_response)
+                try:
+                    return list(answer)
+                finally:
+                    close = getattr(answer, "close", None)
+                    if close is not None:
+                        close()
+
+        return dispatch
+
     def start(self) -> LocalAws:
-        app = self._recording(DomainDispatcherApplication(create_backend_app))
+        app: WSGIApp = DomainDispatcherApplication(create_backend_app)
+        if self._serialise_dynamodb:
+            app = self._one_dynamodb_request_at_a_time(app)
+        app = self._recording(app)
         self._server = make_server(
             self._host, self._port, app, threaded=True, request_handler=_QuietHandler, ssl_context=self._tls
         )

@@ -245,3 +245,22 @@ def call_save(
 
     response = handler(save_event(body, user=user, raw=raw), LocalLambdaContext(timeout_s=timeout_s))
     return response["statusCode"], json.loads(response["body"])
+
+
+# Faults on the wire: appended after the save fixtures above, hence the late import.
+from devtools.faulty_proxy import FaultyProxy  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def faulty_proxy(local_aws: LocalAws) -> Iterator[FaultyProxy]:
+    with FaultyProxy(local_aws.url) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def faults(faulty_proxy: FaultyProxy) -> Iterator[FaultyProxy]:
+    """A FaultyProxy in front of ``local_aws``, without rules and with an empty log: point R2_ENDPOINT_URL
+    and/or DYNAMODB_ENDPOINT_URL at ``faults.url`` and add rules. Whatever a test leaves stalled is dropped."""
+    faulty_proxy.clear()
+    yield faulty_proxy
+    faulty_proxy.clear()
