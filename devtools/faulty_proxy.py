@@ -257,13 +257,18 @@ class Rule:
     probability: float | None
     name: str
     seed: int
+    skip: int = 0  # matching requests let through before the rule starts firing
     fired: int = 0
+    skipped: int = 0
     _coin: random.Random = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._coin = random.Random(self.seed)  # noqa: S311 (a repeatable test schedule, not a secret)
 
     def _fires(self) -> bool:
+        if self.skipped < self.skip:
+            self.skipped += 1
+            return False
         if self.times is not None and self.fired >= self.times:
             return False
         if self.probability is not None and self._coin.random() >= self.probability:
@@ -713,15 +718,19 @@ class FaultyProxy:
         probability: float | None = None,
         seed: int = 0,
         name: str | None = None,
+        skip: int = 0,
     ) -> Rule:
         """Make requests matching ``match`` meet ``action``, ``times`` times (None: every time), each time with
-        ``probability`` (None: always) drawn from ``random.Random(seed)``. Rules are tried in the order added."""
+        ``probability`` (None: always) drawn from ``random.Random(seed)``, after letting the first ``skip`` matching
+        requests through (e.g. the second UpdateItem of a save). Rules are tried in the order added."""
         if times is not None and times < 1:
             raise ValueError("times must be at least 1 (or None: unlimited)")
         if probability is not None and not 0.0 <= probability <= 1.0:
             raise ValueError("probability must be between 0 and 1")
         with self._lock:
-            rule = Rule(match, action, times, probability, name or f"rule {len(self._rules) + 1}: {action.kind}", seed)
+            rule = Rule(
+                match, action, times, probability, name or f"rule {len(self._rules) + 1}: {action.kind}", seed, skip
+            )
             self._rules.append(rule)
         return rule
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from devtools.apigw import http_api_event
+from devtools.faulty_proxy import FaultyProxy
 from devtools.lambda_context import LocalLambdaContext
 from devtools.local_aws import LocalAws
 from devtools.queue_poller import QueuePoller
@@ -245,10 +246,6 @@ def call_save(
 
     response = handler(save_event(body, user=user, raw=raw), LocalLambdaContext(timeout_s=timeout_s))
     return response["statusCode"], json.loads(response["body"])
-
-
-# Faults on the wire: appended after the save fixtures above, hence the late import.
-from devtools.faulty_proxy import FaultyProxy  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -31,13 +31,13 @@ Progress = Callable[[], tuple[int, int | None]]  # (bytes copied, expected size 
 class LeaseKeeper:
     """Renews one lease every few seconds on a thread of its own, with the progress; a :class:`TimeLimit`."""
 
-    def __init__(self, video_id: str, lease_id: str, *, progress: Progress, ttl: timedelta = LEASE_TTL) -> None:
+    def __init__(self, video_id: str, lease_id: str, *, progress: Progress, ttl: timedelta | None = None) -> None:
         self.video_id = video_id
         self.lease_id = lease_id
         self._progress = progress
-        self._ttl = ttl
+        self._ttl = ttl or LEASE_TTL
         # The lease was claimed just now with this length; renewals push the end forward.
-        self._valid_until = time.monotonic() + ttl.total_seconds() - CLOCK_SAFETY_S
+        self._valid_until = time.monotonic() + self._ttl.total_seconds() - CLOCK_SAFETY_S
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease-{video_id[:8]}", daemon=True)
         self.lost = False  # the lease turned out not to be ours any more

@@ -276,14 +276,16 @@ def upload_object(
         )
         return UploadedObject(key=key, size=length, parts=0)
 
-    upload_id = with_retries(
-        lambda: client.create_multipart_upload(
+    creates = 0
+
+    def create() -> str:
+        nonlocal creates
+        creates += 1
+        return client.create_multipart_upload(
             Bucket=bucket, Key=key, ContentType=content_type, Metadata=dict(metadata)
-        )["UploadId"],
-        what="start a multipart upload",
-        limit=limit,
-        retry=retry,
-    )
+        )["UploadId"]
+
+    upload_id = with_retries(create, what="start a multipart upload", limit=limit, retry=retry)
     parts = _Parts(client, bucket, key, upload_id, buffers, max_in_flight, limit, retry)
     size = length
     try:
@@ -303,6 +305,12 @@ def upload_object(
         abort_upload(client, bucket, key, upload_id)
         raise
     parts.close()
+    if creates > 1:
+        # A create whose answer was lost made an upload nobody will use: abort it now (ours is complete).
+        try:
+            abort_unfinished_uploads(client, bucket, key)
+        except Exception:
+            logger.warning("could not abort a lost create's upload; the sweep will", extra={"key": key}, exc_info=True)
     return UploadedObject(key=key, size=size, parts=len(completed))
 
 

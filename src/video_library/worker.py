@@ -13,7 +13,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from video_library import save_queue
+from video_library import save_queue, transfer
+from video_library.errors import VideoLibraryError
 from video_library.observability import logger
 from video_library.save_queue import SaveMessage
 from video_library.transfer import Outcome, attempt_save
@@ -41,9 +42,15 @@ def process_save_record(record: SQSRecord, lambda_context: LambdaContext) -> str
         _let_back(record, 0)
         raise MessageKept("malformed save message") from None
     receive_count = int(record.attributes.approximate_receive_count or 1)
-    result = attempt_save(
-        message.video_id, receive_count=receive_count, remaining_ms=lambda_context.get_remaining_time_in_millis
-    )
+    try:
+        result = attempt_save(
+            message.video_id, receive_count=receive_count, remaining_ms=lambda_context.get_remaining_time_in_millis
+        )
+    except VideoLibraryError as exc:
+        # DynamoDB did not answer the claim in time (or refused it for a reason of its own): nothing started.
+        logger.warning("save attempt could not start", extra={"video_id": message.video_id, "reason": exc.code})
+        _let_back(record, transfer.backoff_s(receive_count))
+        raise MessageKept(f"could not start: {exc.code}") from exc
     logger.info(
         "save attempt finished",
         extra={

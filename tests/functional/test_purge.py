@@ -22,8 +22,8 @@ from devtools.lambda_context import LocalLambdaContext
 from functions.purge.handler import handler
 from tests.conftest import emitted_metrics, load_event, log_records, make_video
 from video_library import db, purge
-from video_library.purge import InvalidPurgeEvent, PurgeLimits
 from video_library.models import TaskProgress
+from video_library.purge import InvalidPurgeEvent, PurgeLimits
 from video_library.r2 import video_object_key
 from video_library.settings import get_settings
 from video_library.status import VideoStatus

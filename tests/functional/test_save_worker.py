@@ -331,9 +331,9 @@ def test_a_transfer_longer_than_its_first_lease_is_never_purged_under_it(
     size = 6 * MIB
     video = completed_video(stack.source.url(size=size, delay_ms=1000))
     assert call_save({"video_id": video.video_id})[0] == 202
+    from devtools.eventbridge import scheduled_event
     from functions.purge.handler import handler as purge
     from tests.conftest import EVENTS  # noqa: F401 (the purge's sample events live there)
-    from devtools.eventbridge import scheduled_event
 
     purges: list[dict[str, Any]] = []
     done = threading.Event()
