@@ -21,6 +21,9 @@ from video_library.settings import Settings, get_settings
 from video_library.status import VideoStatus
 
 SECRET_HEADER = "x-webhook-secret"  # noqa: S105 (a header name, not a secret)
+# Larger than the API's cap: a task echoes its input and PiAPI's free-text messages, and a delivery refused
+# for its size is retried by PiAPI and never applied (reconciliation would catch up, minutes later).
+MAX_DELIVERY_BYTES = 2 * 1024 * 1024
 
 
 class DeliveryResult(StrEnum):

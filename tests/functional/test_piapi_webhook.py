@@ -205,7 +205,7 @@ def test_header_name_case_does_not_matter() -> None:
     event = load_event("webhook_kling3_completed")
     make_video(task_of(event)["task_id"])
 
-    status, _ = deliver(with_headers(event, {"X-Webhook-Secret": WEBHOOK_SECRET}))
+    status, _ = deliver(with_headers(event, {"X-Webhook-Secret": WEBHOOK_SECRET, "Content-Type": "application/json"}))
 
     assert status == 200
 
@@ -249,7 +249,7 @@ def test_malformed_body_is_400_with_a_json_error_and_changes_nothing(raw_body: s
     status, body = deliver(with_body(event, raw_body))
 
     assert status == 400
-    assert body["error"]["code"] in {"invalid_json", "invalid_request"}
+    assert body["error"]["code"] in {"invalid_json", "empty_body", "not_an_object", "invalid_request"}
     assert body["error"]["message"]
     assert stored(video.video_id) == before
 

@@ -393,7 +393,7 @@ def test_an_already_saved_video_answers_its_state_without_a_transfer(stack: Save
     ("raw", "status", "code"),
     [
         ("{nope", 400, "invalid_json"),
-        ("[]", 422, "invalid_request"),
+        ("[]", 400, "not_an_object"),  # refused by the front door, never unwrapped
         ("{}", 422, "invalid_request"),
         ('{"video_id": 42}', 422, "invalid_request"),
         ('{"video_id": ""}', 422, "invalid_request"),
