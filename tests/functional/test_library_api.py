@@ -183,6 +183,8 @@ def fake_piapi(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePiapi]:
     server = FakePiapi(API_KEY, delay_s=0.05).start()
     server.webhooks_enabled = False  # as when PiAPI's deliveries do not reach us
     monkeypatch.setenv("PIAPI_BASE_URL", server.base_url)
+    # The fake serves its results over plain http: allowed for its host and port only, as in `make dev`.
+    monkeypatch.setenv("DEV_INSECURE_SOURCE_HOSTS", server.base_url.removeprefix("http://").rstrip("/"))
     monkeypatch.setenv("PIAPI_API_KEY", API_KEY)
     get_settings.cache_clear()
     yield server

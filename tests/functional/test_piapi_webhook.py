@@ -235,11 +235,10 @@ def test_without_a_configured_secret_every_call_is_refused(monkeypatch: pytest.M
         "[]",
         '"completed"',
         json.dumps({"timestamp": 1, "data": {"status": "completed"}}),
-        json.dumps({"timestamp": 1, "data": {"task_id": "x", "status": "exploded"}}),
         json.dumps({"timestamp": 1, "data": {"task_id": 42, "status": "completed", "output": "nope"}}),
         json.dumps({"timestamp": 1}),
     ],
-    ids=["bad-json", "empty", "array", "string", "no-task-id", "unknown-status", "wrong-types", "no-data"],
+    ids=["bad-json", "empty", "array", "string", "no-task-id", "wrong-types", "no-data"],
 )
 def test_malformed_body_is_400_with_a_json_error_and_changes_nothing(raw_body: str) -> None:
     event = load_event("webhook_hunyuan_completed")
