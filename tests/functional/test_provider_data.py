@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from devtools.eventbridge import scheduled_event
+from devtools.fake_piapi import FakePiapi
 from devtools.lambda_context import LocalLambdaContext
 from functions.piapi_webhook.handler import handler
 from tests.conftest import load_event, log_records, make_video, task_of
 from video_library import db
+from video_library.generate import GenerateRequest, generate_video
 from video_library.piapi import MAX_PROVIDER_TEXT_CHARS
 from video_library.settings import get_settings
 
@@ -247,3 +252,51 @@ def test_no_delivery_content_answers_500_and_the_record_stays_storable(name: str
     assert status == expected_status, body
     assert (body.get("error") or {}).get("code", "none") in ("none", "invalid_request")
     assert after.status == expected_record_status
+
+
+@pytest.fixture
+def quiet_piapi(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePiapi]:
+    """A fake PiAPI that never progresses a task nor calls the webhook: the test says what each task is."""
+    server = FakePiapi("provider-data-key", delay_s=3600).start()
+    server.webhooks_enabled = False
+    monkeypatch.setenv("PIAPI_BASE_URL", server.base_url)
+    monkeypatch.setenv("PIAPI_API_KEY", "provider-data-key")
+    get_settings.cache_clear()
+    yield server
+    server.stop()
+
+
+def test_reconciliation_applies_the_same_rules_to_what_piapi_answers(quiet_piapi: FakePiapi) -> None:
+    from functions.reconcile.handler import handler as reconcile
+
+    # GIVEN three tasks whose webhook never came, which PiAPI now reports in ways the rules cover
+    cancelled, hostile, unknown = (
+        generate_video("alice", GenerateRequest(campaign_id="42", prompt=prompt)) for prompt in ("a", "b", "c")
+    )
+    reports = {
+        cancelled.task_id: {"status": "canceled"},
+        hostile.task_id: {"status": "completed", "output": {"video_url": "javascript:alert(1)"}},
+        unknown.task_id: {"status": "paused"},
+    }
+    with quiet_piapi.lock:
+        for task_id, report in reports.items():
+            quiet_piapi.tasks[str(task_id)].update(report)
+
+    # WHEN reconciliation asks PiAPI about them
+    summary = reconcile(scheduled_event(datetime.now(UTC) + timedelta(minutes=11)), LocalLambdaContext())
+
+    # THEN the cancelled and the hostile one are failed with their reasons, the unknown one is left as it was
+    assert (summary["examined"], summary["updated"], summary["unchanged"]) == (3, 2, 1)
+    assert (record(cancelled.video_id).status, record(cancelled.video_id).error) == (
+        "failed",
+        "cancelled at the provider",
+    )
+    assert (record(hostile.video_id).status, record(hostile.video_id).error) == (
+        "failed",
+        REFUSED + "it is not an https URL",
+    )
+    assert record(hostile.video_id).video_url is None
+    assert (record(unknown.video_id).status, record(unknown.video_id).in_flight_shard) == (
+        "pending",
+        unknown.in_flight_shard,
+    )
