@@ -221,7 +221,7 @@ def _first_non_empty(*candidates: str | None) -> str | None:
 def _checked(
     name: str, candidates: Iterable[object], problem_with: Callable[[object], str | None], refused: dict[str, str]
 ) -> str | None:
-    """The first candidate that is a URL we keep; when none is, the first non-empty one's problem is noted."""
+    """The first candidate that is a URL we keep (None if none is); the first refused one's problem is noted."""
     for candidate in candidates:
         if not candidate:
             continue
