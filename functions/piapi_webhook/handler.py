@@ -1,7 +1,8 @@
 """POST /webhooks/piapi: PiAPI reports a task's progress.
 
 The secret is checked before the resolver runs: Powertools validates the body before any middleware,
-and an unauthenticated caller must learn nothing, not even that its body was malformed.
+and an unauthenticated caller must learn nothing, not even that its body was malformed. Then the front
+door (``request_gate``) refuses any body that is not one JSON object, before the resolver sees it.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from video_library.errors import VideoLibraryError
-from video_library.http import json_response, register_error_handlers
+from video_library.http import refusal, register_error_handlers
 from video_library.observability import logger, metrics, tracer
 from video_library.piapi import WebhookBody
-from video_library.webhook import admit_delivery, handle_delivery
+from video_library.request_gate import admit_json_body
+from video_library.webhook import MAX_DELIVERY_BYTES, admit_delivery, handle_delivery
 
 app = APIGatewayHttpResolver(enable_validation=True)
 register_error_handlers(app, validation_status=HTTPStatus.BAD_REQUEST)
@@ -35,6 +37,7 @@ def receive_delivery(body: WebhookBody) -> dict[str, str]:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         admit_delivery(event.get("headers"))
+        admitted = admit_json_body(event, max_bytes=MAX_DELIVERY_BYTES)
     except VideoLibraryError as exc:
-        return json_response(exc.status, exc.to_body())
-    return app.resolve(event, context)
+        return refusal(exc)
+    return app.resolve(admitted, context)

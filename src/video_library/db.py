@@ -9,8 +9,6 @@ The model's table name and endpoint come from the settings when the first operat
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 import zlib
 from datetime import UTC, datetime, timedelta
@@ -25,6 +23,8 @@ from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
+from video_library.cursor import BadCursor as BadCursor
+from video_library.cursor import decode_cursor, encode_cursor
 from video_library.media_info import MediaInfo
 from video_library.models import NewVideo, TaskProgress
 from video_library.save_state import SaveState
@@ -790,28 +790,6 @@ def in_flight_before(cutoff: datetime, *, limit: int) -> list[VideoRecord]:
     return found
 
 
-class BadCursor(ValueError):
-    """A pagination cursor that this API did not hand out (or that belongs to another query)."""
-
-
-def _encode_cursor(key: dict[str, Any] | None) -> str | None:
-    if not key:
-        return None
-    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str | None, expected_keys: set[str]) -> dict[str, Any] | None:
-    if not cursor:
-        return None
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadCursor("the cursor is not one this API handed out") from exc
-    if not isinstance(key, dict) or set(key) != expected_keys:
-        raise BadCursor("the cursor is not one this API handed out")
-    return key
-
-
 def user_videos(
     user_id: str,
     *,
@@ -837,14 +815,14 @@ def user_videos(
     condition = None
     for part in conditions:
         condition = part if condition is None else condition & part
-    start = _decode_cursor(cursor, {hash_name, "created_at", "video_id"})
+    start = decode_cursor(cursor, {hash_name: "S", "created_at": "S", "video_id": "S"})
     if start is not None and start[hash_name] != {"S": hash_key}:
         raise BadCursor("the cursor belongs to another listing")
     results = index.query(
         hash_key, filter_condition=condition, scan_index_forward=False, limit=limit, last_evaluated_key=start
     )
     page = list(results)
-    return page, _encode_cursor(results.last_evaluated_key if len(page) == limit else None)
+    return page, encode_cursor(results.last_evaluated_key if len(page) == limit else None)
 
 
 def ready_to_save(user_id: str, campaign_id: str, *, limit: int) -> tuple[list[VideoRecord], bool]:

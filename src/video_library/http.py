@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 
 from video_library.errors import Unauthorized, VideoLibraryError
 from video_library.observability import logger
+from video_library.request_gate import admit_json_body
 
 
 def json_response(status: int, body: dict[str, Any]) -> dict[str, Any]:
@@ -57,16 +58,24 @@ def caller_id(event: Mapping[str, Any]) -> str:
     return subject
 
 
-def resolve_for_signed_in_user(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Answer 401 unless API Gateway verified a user, before the resolver validates anything; else resolve.
+def refusal(exc: VideoLibraryError) -> dict[str, Any]:
+    """The answer to a request refused before the resolver ran (logged like the resolver's refusals)."""
+    logger.warning("request refused", extra={"error_code": exc.code, "status": int(exc.status)})
+    return json_response(exc.status, exc.to_body())
 
-    (Powertools validates the request before any middleware runs, so this cannot be one.)
+
+def resolve_for_signed_in_user(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Answer 401 unless API Gateway verified a user, then refuse any body that is not a JSON object
+    (``request_gate``), both before the resolver validates anything; else resolve.
+
+    (Powertools validates the request before any middleware runs, so neither can be one.)
     """
     try:
         caller_id(event)
+        admitted = admit_json_body(event)
     except VideoLibraryError as exc:
-        return json_response(exc.status, exc.to_body())
-    return app.resolve(event, context)
+        return refusal(exc)
+    return app.resolve(admitted, context)
 
 
 def register_error_handlers(

@@ -18,7 +18,7 @@ from video_library.errors import ProviderError
 from video_library.observability import MetricUnit, logger, metrics
 from video_library.piapi_client import piapi_client
 from video_library.settings import get_settings
-from video_library.webhook import DeliveryResult, apply_progress, progress_from_task
+from video_library.webhook import DeliveryResult, apply_task
 
 MAX_TASKS_PER_RUN = 200
 STOP_MARGIN_MS = 10_000
@@ -55,7 +55,7 @@ def reconcile_quiet_tasks(now: datetime, remaining_ms: Callable[[], int]) -> Rec
                 "PiAPI could not tell a task's state", extra={"task_id": record.task_id, "reason": exc.message}
             )
             continue
-        result = apply_progress(progress_from_task(task))
+        result = apply_task(task)
         if result is DeliveryResult.APPLIED:
             summary.updated += 1
         else:

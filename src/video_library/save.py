@@ -19,7 +19,7 @@ from datetime import datetime
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool, StrictStr, model_validator
 
 from video_library import db, save_queue
 from video_library.errors import (
@@ -58,8 +58,6 @@ VideoId = Annotated[StrictStr, Field(min_length=1, max_length=128)]
 class SaveRequest(BaseModel):
     """Body of ``POST /api/video/save-to-library``: one video, a list of videos, or every ready video of a
     campaign."""
-
-    model_config = ConfigDict(extra="forbid")
 
     video_id: VideoId | None = None
     video_ids: list[VideoId] | None = Field(default=None, min_length=1, max_length=MAX_BULK)

@@ -29,7 +29,12 @@ class VideoStatus(StrEnum):
         try:
             return _PROVIDER_STATUSES[raw.strip().lower()]
         except KeyError:
-            raise ValueError(f"unknown task status {raw!r}") from None
+            raise ValueError(f"unknown task status {raw[:64]!r}") from None
+
+
+def is_provider_cancellation(raw: str) -> bool:
+    """Whether PiAPI's status says the task was cancelled (a failure whose reason is the status itself)."""
+    return raw.strip().lower() in _CANCELLED
 
 
 _RANK = {
@@ -39,11 +44,16 @@ _RANK = {
     VideoStatus.FAILED: 2,
 }
 
-# PiAPI documents Pending/Processing/Completed/Failed (and "Staged" for tasks queued behind a quota).
+# PiAPI documents Pending/Processing/Completed/Failed (and "Staged" for tasks queued behind a quota). It also
+# has cancel-task endpoints, and its own CLI knows "cancelled" and "running": a cancelled task never completes,
+# so it is a terminal failure; a running one is processing.
+_CANCELLED = frozenset({"cancelled", "canceled"})
 _PROVIDER_STATUSES = {
     "pending": VideoStatus.PENDING,
     "staged": VideoStatus.PENDING,
     "processing": VideoStatus.PROCESSING,
+    "running": VideoStatus.PROCESSING,
     "completed": VideoStatus.COMPLETED,
     "failed": VideoStatus.FAILED,
+    **dict.fromkeys(_CANCELLED, VideoStatus.FAILED),
 }

@@ -4,6 +4,10 @@ PiAPI sends the secret we gave it as plain text in ``x-webhook-secret`` (no HMAC
 constant time before the body is even parsed, so an unauthenticated caller learns nothing. Deliveries may
 come in any case, repeated, out of order, and for tasks we never stored; the record's status only ever
 moves forward (see ``db.apply_task_progress``).
+
+What a task says is checked here, where it enters (the webhook and reconciliation both come through
+:func:`apply_task`): URLs by ``piapi.UrlPolicy``, text cut to a storable length, and a status we do not know
+acknowledged without touching the record. No content of a delivery makes it fail.
 """
 
 from __future__ import annotations
@@ -16,11 +20,15 @@ from video_library import db
 from video_library.errors import ServiceNotConfigured, Unauthorized
 from video_library.models import TaskProgress
 from video_library.observability import MetricUnit, logger, metrics
-from video_library.piapi import Task, WebhookBody, ended_at, locate_video, points_consumed
+from video_library.piapi import Task, UrlPolicy, WebhookBody, bounded_text, ended_at, locate_video, points_consumed
 from video_library.settings import Settings, get_settings
 from video_library.status import VideoStatus
 
 SECRET_HEADER = "x-webhook-secret"  # noqa: S105 (a header name, not a secret)
+# Larger than the API's cap: a task echoes its input and PiAPI's free-text messages, and a delivery refused
+# for its size is retried by PiAPI and never applied (reconciliation would catch up, minutes later).
+MAX_DELIVERY_BYTES = 2 * 1024 * 1024
+CANCELLED_REASON = "cancelled at the provider"
 
 
 class DeliveryResult(StrEnum):
@@ -45,10 +53,12 @@ def admit_delivery(headers: Mapping[str, str] | None, settings: Settings | None 
         raise Unauthorized("missing or wrong webhook secret")
 
 
-def progress_from_task(task: Task, settings: Settings | None = None) -> TaskProgress:
-    """Turn PiAPI's task object into the change it makes to our record."""
+def progress_from_task(task: Task, settings: Settings | None = None) -> TaskProgress | None:
+    """Turn PiAPI's task object into the change it makes to our record; None when its status is unknown."""
     settings = settings or get_settings()
     status = task.video_status
+    if status is None:
+        return None
     points = points_consumed(task)
     progress = TaskProgress(
         task_id=task.task_id,
@@ -57,13 +67,20 @@ def progress_from_task(task: Task, settings: Settings | None = None) -> TaskProg
         cost_usd=round(points * settings.piapi_usd_per_point, 6) if points is not None else None,
     )
     if status is VideoStatus.COMPLETED:
-        location = locate_video(task.output)
+        location = locate_video(task.output, UrlPolicy(dev_hosts=settings.dev_insecure_source_hosts))
+        for field, problem in location.refused.items():
+            # The reason only: the URL is the provider's and may be long or carry a signed token.
+            logger.warning("provider URL refused", extra={"task_id": task.task_id, "field": field, "reason": problem})
         if location.video_url is None:
             # Completed with nothing to play is a failure the user should see, not a record stuck "completed".
-            logger.warning("completed task without a video URL", extra={"task_id": task.task_id})
-            return progress.model_copy(
-                update={"status": VideoStatus.FAILED, "error": "the provider completed the task without a video"}
+            refused_video = location.refused.get("video_url")
+            failure = (
+                f"the provider's video URL cannot be used: {refused_video}"
+                if refused_video
+                else "the provider completed the task without a video"
             )
+            logger.warning("completed task without a usable video URL", extra={"task_id": task.task_id})
+            return progress.model_copy(update={"status": VideoStatus.FAILED, "error": failure})
         return progress.model_copy(
             update={
                 "provider_video_url": location.video_url,
@@ -73,8 +90,9 @@ def progress_from_task(task: Task, settings: Settings | None = None) -> TaskProg
             }
         )
     if status is VideoStatus.FAILED:
-        reason = task.error.describe() if task.error else None
-        return progress.model_copy(update={"error": reason})
+        if task.was_cancelled:
+            return progress.model_copy(update={"error": CANCELLED_REASON})
+        return progress.model_copy(update={"error": task.error.describe() if task.error else None})
     return progress
 
 
@@ -104,6 +122,18 @@ def apply_progress(progress: TaskProgress) -> DeliveryResult:
     return result
 
 
+def apply_task(task: Task) -> DeliveryResult:
+    """Apply what PiAPI says about a task (a webhook delivery, or its answer to reconciliation's question)."""
+    progress = progress_from_task(task)
+    if progress is None:
+        logger.warning(
+            "unknown task status: acknowledged, record untouched",
+            extra={"task_id": task.task_id, "provider_status": bounded_text(task.status, 64)},
+        )
+        return DeliveryResult.IGNORED
+    return apply_progress(progress)
+
+
 def handle_delivery(body: WebhookBody) -> DeliveryResult:
     """One authenticated webhook delivery."""
-    return apply_progress(progress_from_task(body.data))
+    return apply_task(body.data)

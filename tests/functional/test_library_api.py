@@ -15,7 +15,7 @@ from devtools.eventbridge import scheduled_event
 from devtools.fake_piapi import FakePiapi
 from devtools.lambda_context import LocalLambdaContext
 from functions.library_api.handler import handler
-from tests.save_support import SaveStack, call_save, completed_video
+from tests.save_support import SaveStack, completed_video
 from video_library import db
 from video_library.models import NewVideo
 from video_library.settings import get_settings
@@ -154,8 +154,8 @@ def test_saved_videos_get_playable_r2_urls_and_count_in_storage_usage(stack: Sav
     kept = completed_video(stack.source.url(size=3000))
     unsaved = completed_video(stack.source.url(size=1000))
     other_campaign = completed_video(stack.source.url(size=500), campaign_id="43")
-    assert call_save({"video_id": kept.video_id})[0] == 200
-    assert call_save({"video_id": other_campaign.video_id})[0] == 200
+    assert stack.save_and_run(kept.video_id).save_state == "saved"
+    assert stack.save_and_run(other_campaign.video_id).save_state == "saved"
 
     _, listing = call("GET", "/api/video/library", query="saved=true&campaign_id=42")
     _, usage = call("GET", "/api/video/storage-usage", query="campaign_id=42")
@@ -183,6 +183,8 @@ def fake_piapi(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePiapi]:
     server = FakePiapi(API_KEY, delay_s=0.05).start()
     server.webhooks_enabled = False  # as when PiAPI's deliveries do not reach us
     monkeypatch.setenv("PIAPI_BASE_URL", server.base_url)
+    # The fake serves its results over plain http: allowed for its host and port only, as in `make dev`.
+    monkeypatch.setenv("DEV_INSECURE_SOURCE_HOSTS", server.base_url.removeprefix("http://").rstrip("/"))
     monkeypatch.setenv("PIAPI_API_KEY", API_KEY)
     get_settings.cache_clear()
     yield server

