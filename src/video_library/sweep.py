@@ -11,8 +11,10 @@ index — its work grows with what is pending, never with the table or the bucke
   and deletes any object at its key, then takes it out of the index;
 - a deletion that stopped half-way (R2 refused) is finished: objects first, then the record.
 
-Then it aborts multipart uploads older than ``UPLOAD_GRACE`` — no attempt can still be using them, a Lambda
-lives at most 15 minutes — a net under the per-key aborts of the worker, beside the bucket's lifecycle rule.
+Then it aborts multipart uploads older than ``UPLOAD_GRACE`` whose video holds no live lease — no attempt can
+still be using them, a Lambda lives at most 15 minutes — a net under the per-key aborts of the worker, beside the
+bucket's lifecycle rule. (The lease check also keeps a live upload safe where ``Initiated`` cannot be trusted:
+moto reports a fixed date.)
 
 Why no listing of the bucket for "unrecorded objects": nothing writes an object except a transfer under a
 record's lease, at that record's deterministic key, and a record leaves the pending index only once its object
@@ -22,6 +24,7 @@ proportion to everything ever saved, every run.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -47,6 +50,7 @@ UPLOAD_GRACE = timedelta(hours=1)
 RECORDS_PER_SHARD = 200
 STOP_MARGIN_MS = 20_000
 UPLOAD_PREFIX = "campaigns/"
+VIDEO_KEY = re.compile(r"campaigns/[^/]+/videos/(?P<video_id>[^/]+)\.mp4")
 
 
 class SweepSummary(BaseModel):
@@ -155,6 +159,13 @@ def _remove_leftovers(record: db.VideoRecord, now: datetime, summary: SweepSumma
         summary.leftovers_removed += 1
 
 
+def _held_by_a_live_lease(key: str) -> bool:
+    """Whether the record whose key this is holds a live lease (a transfer may still be using the upload)."""
+    found = VIDEO_KEY.fullmatch(key)
+    record = db.get_video(found.group("video_id"), consistent=True) if found else None
+    return record is not None and record.lease_is_live(db.utcnow())
+
+
 def _abort_old_uploads(now: datetime, summary: SweepSummary, remaining_ms: Callable[[], int]) -> None:
     try:
         client = r2_transfer_client()
@@ -171,7 +182,9 @@ def _abort_old_uploads(now: datetime, summary: SweepSummary, remaining_ms: Calla
             summary.complete = False
             return
         for upload in page.get("Uploads", []):
-            if upload["Initiated"] < cutoff and abort_upload(client, bucket, upload["Key"], upload["UploadId"]):
+            if upload["Initiated"] >= cutoff or _held_by_a_live_lease(upload["Key"]):
+                continue
+            if abort_upload(client, bucket, upload["Key"], upload["UploadId"]):
                 summary.multipart_uploads_aborted += 1
                 logger.info("old multipart upload aborted", extra={"key": upload["Key"]})
         if not page.get("IsTruncated"):
