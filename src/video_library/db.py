@@ -405,6 +405,16 @@ def _drop_lease() -> list[Action]:
     return [VideoRecord.save_lease_id.remove(), VideoRecord.save_lease_expires_at.remove()]
 
 
+def _save_ended(state: SaveState, code: str, message: str, now: datetime) -> list[Action]:
+    """The record's save in ``state`` (failed, or queued again for a retry), with the reason."""
+    return [
+        VideoRecord.save_state.set(state.value),
+        VideoRecord.save_error_code.set(code),
+        VideoRecord.save_error.set(message),
+        VideoRecord.updated_at.set(now),
+    ]
+
+
 def queue_save(video_id: str, user_id: str, now: datetime) -> bool:
     """Ask for a save: ``none`` or ``failed`` → ``queued``, in one conditional write. False when the record is not
     the caller's, not completed, already saved, being deleted, or already queued or saving (re-read to see which).
@@ -445,13 +455,7 @@ def unqueue_save(video_id: str, requested_at: datetime, code: str, message: str,
         & (table.save_requested_at == requested_at)
         & table.save_lease_id.does_not_exist()
     )
-    actions: list[Action] = [
-        table.save_state.set(SaveState.FAILED.value),
-        table.save_error_code.set(code),
-        table.save_error.set(message),
-        table.updated_at.set(now),
-    ]
-    return _update_if(video_id, actions, condition)
+    return _update_if(video_id, _save_ended(SaveState.FAILED, code, message, now), condition)
 
 
 def requeue_stalled_save(video_id: str, stalled_before: datetime, now: datetime) -> bool:
@@ -579,28 +583,15 @@ def retry_save_later(video_id: str, lease_id: str, code: str, message: str, now:
     """A transient failure: give the lease back and wait (``queued``) for the next attempt, saying what went
     wrong; False if the lease was no longer ours."""
     table = bind()
-    actions: list[Action] = [
-        table.save_state.set(SaveState.QUEUED.value),
-        table.save_error_code.set(code),
-        table.save_error.set(message),
-        table.save_requested_at.set(now),
-        table.updated_at.set(now),
-        *_drop_lease(),
-    ]
+    actions = [*_save_ended(SaveState.QUEUED, code, message, now), table.save_requested_at.set(now), *_drop_lease()]
     return _update_if(video_id, actions, _lease_is(lease_id))
 
 
 def fail_save(video_id: str, lease_id: str, code: str, message: str, now: datetime, *, cleaned_up: bool) -> bool:
     """The save stopped for good: ``failed`` with why, the lease given back. ``cleaned_up``: nothing is left at the
     object's key (checked), so the record leaves the background-work index; otherwise the sweep cleans up."""
-    table = bind()
-    actions: list[Action] = [
-        table.save_state.set(SaveState.FAILED.value),
-        table.save_error_code.set(code),
-        table.save_error.set(message),
-        table.updated_at.set(now),
-        *_drop_lease(),
-    ]
+    bind()
+    actions = [*_save_ended(SaveState.FAILED, code, message, now), *_drop_lease()]
     if cleaned_up:
         actions += _leave_pending_work()
     return _update_if(video_id, actions, _lease_is(lease_id))
@@ -608,16 +599,9 @@ def fail_save(video_id: str, lease_id: str, code: str, message: str, now: dateti
 
 def fail_stalled_save(video_id: str, code: str, message: str, now: datetime) -> bool:
     """A save queued or running with no live lease that will not be tried again: ``failed`` with why."""
-    table = bind()
+    bind()
     condition = _save_state_in(SaveState.QUEUED, SaveState.SAVING) & _no_live_save_lease(now) & _not_being_deleted()
-    actions: list[Action] = [
-        table.save_state.set(SaveState.FAILED.value),
-        table.save_error_code.set(code),
-        table.save_error.set(message),
-        table.updated_at.set(now),
-        *_drop_lease(),
-    ]
-    return _update_if(video_id, actions, condition)
+    return _update_if(video_id, [*_save_ended(SaveState.FAILED, code, message, now), *_drop_lease()], condition)
 
 
 def claim_cleanup(video_id: str, lease_id: str, expires_at: datetime, now: datetime) -> VideoRecord | None:

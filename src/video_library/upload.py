@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 import botocore.exceptions
 import botocore.parsers
@@ -143,12 +143,23 @@ class UploadedObject:
 
 
 class _BufferPool:
-    """A fixed number of part buffers, handed out and given back: the upload's whole memory."""
+    """A fixed number of part buffers, handed out and given back: the upload's whole memory.
+
+    The buffers outlive the upload (``_spare``): a warm Lambda's next transfer reuses them instead of asking the
+    kernel for fresh zeroed pages again (at 14 % of a core, faulting in 40 MiB costs a tenth of a second)."""
+
+    _spare: ClassVar[dict[int, list[bytearray]]] = {}
+    _spare_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, part_size: int, count: int) -> None:
-        self._part_size = part_size
+        self.part_size = part_size
         self._free: queue.Queue[bytearray] = queue.Queue()
-        self._unmade = count
+        with self._spare_lock:
+            spare = self._spare.pop(part_size, [])
+        for buffer in spare[:count]:
+            self._free.put(buffer)
+        self._unmade = count - min(count, len(spare))
+        self._count = count
 
     def take(self, limit: TimeLimit) -> bytearray:
         try:
@@ -157,7 +168,7 @@ class _BufferPool:
             pass
         if self._unmade > 0:
             self._unmade -= 1
-            return bytearray(self._part_size)
+            return bytearray(self.part_size)
         try:
             return self._free.get(timeout=max(0.0, limit.remaining()))
         except queue.Empty:
@@ -165,6 +176,17 @@ class _BufferPool:
 
     def give_back(self, buffer: bytearray) -> None:
         self._free.put(buffer)
+
+    def keep_for_next_time(self) -> None:
+        """Hand the buffers that are back (not one a stuck part still holds) to the next upload of this size."""
+        kept = []
+        while True:
+            try:
+                kept.append(self._free.get_nowait())
+            except queue.Empty:
+                break
+        with self._spare_lock:
+            self._spare[self.part_size] = kept
 
 
 class _Parts:
@@ -262,10 +284,30 @@ def upload_object(
     if part_size < MIN_PART_SIZE:
         raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes")
     buffers = _BufferPool(part_size, max_in_flight + 1)
+    try:
+        return _upload(read, client, bucket, key, content_type, metadata, limit, max_in_flight, retry, buffers)
+    finally:
+        buffers.keep_for_next_time()
+
+
+def _upload(
+    read: Reader,
+    client: S3Client,
+    bucket: str,
+    key: str,
+    content_type: str,
+    metadata: Mapping[str, str],
+    limit: TimeLimit,
+    max_in_flight: int,
+    retry: RetryPolicy,
+    buffers: _BufferPool,
+) -> UploadedObject:
+    part_size = buffers.part_size
     first = buffers.take(limit)
     length = read(first)
     if length < part_size:
         body = bytes(memoryview(first)[:length])
+        buffers.give_back(first)
         with_retries(
             lambda: client.put_object(
                 Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=dict(metadata)
