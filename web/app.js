@@ -307,6 +307,7 @@
     state.selected.clear();
     state.requesting.clear();
     state.batches = [];
+    state.bulkBusy = false;
     state.outOfTouch = null;
     state.nextCursor = null;
     ui.videos.replaceChildren();
@@ -415,7 +416,6 @@
     const finished = state.batches.filter((batch) => batch.pending.size === 0);
     state.batches = state.batches.filter((batch) => batch.pending.size > 0);
     for (const batch of finished) announceBatch(batch);
-    if (finished.some((batch) => batch.saved.length)) loadUsage();
     if (outcomes.saved.length === 1) {
       toast("success", `Video saved to library: “${shorten(outcomes.saved[0].prompt, 40)}”.`);
     } else if (outcomes.saved.length > 1) {
@@ -425,7 +425,7 @@
       const error = saveErrorOf(video);
       toast("error", `Could not save “${shorten(video.prompt, 40)}”: ${reasonInWords(error?.code, error?.message)}.`);
     }
-    if (outcomes.saved.length) loadUsage();
+    if (outcomes.saved.length || finished.some((batch) => batch.saved.length)) loadUsage();
   }
 
   function announceBatch(batch) {
@@ -969,11 +969,12 @@
       if (epoch !== state.epoch) return;
       state.requesting.delete(id);
       if (error.status === 401) return;
-      // No answer (a network cut, API Gateway's 30 s): the request may have queued the save all the same.
-      const unanswered = error.status === 0 || error.status === 503 || error.status === 504;
+      // No answer (a network cut, API Gateway's 30 s) may still have queued the save, and "in progress" means
+      // another tab or a bulk save did: then the card follows that save, and there is nothing to complain about.
+      const mayBeUnderWay = [0, 503, 504].includes(error.status) || error.code === "save_in_progress";
       await refreshVideos([id]);
       const now = state.videos.get(id);
-      if (unanswered && now && saveInProgress(now)) return;
+      if (mayBeUnderWay && now && saveInProgress(now)) return;
       updateCard(now || video);
       const why = REASONS[error.code] ? `${REASONS[error.code]} (${error.message})` : error.message;
       toast("error", `Could not save “${shorten(video.prompt, 40)}”: ${why}.`);
