@@ -331,6 +331,8 @@
     ui.signedInUser.textContent = state.user;
     ui.library.hidden = false;
     ui.campaignId.value = state.campaign;
+    // The page scrolls in its own area: with nothing in it focused, Page Down and the arrows would scroll nothing.
+    if (!ui.library.contains(document.activeElement)) ui.page.focus({ preventScroll: true });
     loadList();
     loadUsage();
   }

@@ -98,6 +98,11 @@ def test_toasts_cover_nothing_and_do_not_repeat(page: Page, stack: RunningStack,
     sign_in(page, stack, "kim")
     for prompt in prompts:
         expect(status_of(card_of(page, prompt))).to_have_text("Completed")
+    # (the page scrolls in its own area, from the keyboard too, before anything in it has been clicked)
+    page.keyboard.press("PageDown")
+    page.wait_for_function("() => document.getElementById('page').scrollTop > 0")
+    page.keyboard.press("Home")
+    page.wait_for_function("() => document.getElementById('page').scrollTop === 0")
 
     # WHEN several things are said at once: a save, then the same failing request twice
     card_of(page, prompts[-1]).get_by_role("button", name="Save to Library").click()
@@ -122,7 +127,12 @@ def test_toasts_cover_nothing_and_do_not_repeat(page: Page, stack: RunningStack,
     fourth.get_by_role("button", name="Save to Library").scroll_into_view_if_needed()
     _assert_toasts_cover_nothing(page)
     screenshot("toasts-beside-the-fourth-column")
-    page.evaluate("document.getElementById('page').scrollTo(0, 1e6)")
+    page.locator("#page").focus()
+    page.keyboard.press("End")
+    page.wait_for_function(
+        "() => { const p = document.getElementById('page');"
+        " return p.scrollTop + p.clientHeight >= p.scrollHeight - 1; }"
+    )
     _assert_toasts_cover_nothing(page)
     fourth.get_by_role("button", name="Save to Library").click(trial=True)  # nothing intercepts the click
     screenshot("toasts-scrolled-down")
