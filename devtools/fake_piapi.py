@@ -10,7 +10,9 @@
   created with ``input.fake_size_bytes = N`` serves N synthetic bytes instead, for size tests.
   ``GET /files/{task_id}.jpg``: its thumbnail. ``GET /files/synthetic/{N}.mp4``: N synthetic bytes.
 - Test controls: ``POST /_fake/webhooks {"enabled": false}`` stops webhook deliveries (as when PiAPI's
-  delivery fails); ``POST /_fake/expire/{task_id}`` deletes a result file (404 from then on), as PiAPI does.
+  delivery fails); ``POST /_fake/expire/{task_id}`` deletes a result file (404 from then on), as PiAPI does, and
+  ``POST /_fake/unexpire/{task_id}`` brings it back (to see a retry succeed); ``POST /_fake/flaky/{task_id}
+  {"failures": N}`` answers the next N downloads of the video with 503, a transient failure the save retries.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class FakePiapi(ThreadingHTTPServer):
         self.webhooks_enabled = True
         self.tasks: dict[str, dict[str, Any]] = {}
         self.expired: set[str] = set()
+        self.failures_left: dict[str, int] = {}  # task_id -> downloads still to answer with 503
         self.deliveries: list[tuple[str, str, int]] = []  # (task_id, status, HTTP status of our webhook)
         self.lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -210,6 +213,14 @@ class _Handler(BaseHTTPRequestHandler):
         elif path.startswith("/_fake/expire/"):
             self.server.expired.add(path.rsplit("/", 1)[-1])
             self._json(200, {"expired": path.rsplit("/", 1)[-1]})
+        elif path.startswith("/_fake/unexpire/"):
+            self.server.expired.discard(path.rsplit("/", 1)[-1])
+            self._json(200, {"unexpired": path.rsplit("/", 1)[-1]})
+        elif path.startswith("/_fake/flaky/"):
+            task_id, failures = path.rsplit("/", 1)[-1], (self._read_json() or {}).get("failures", 1)
+            with self.server.lock:
+                self.server.failures_left[task_id] = int(failures)
+            self._json(200, {"task_id": task_id, "failures": int(failures)})
         else:
             self._json(404, {"code": 404, "data": None, "message": "not found"})
 
@@ -231,6 +242,8 @@ class _Handler(BaseHTTPRequestHandler):
             task = self.server.tasks.get(task_id)
             if task is None or task_id in self.server.expired:
                 self._json(404, {"message": "file not found"})
+            elif extension == "mp4" and self._fails_now(task_id):
+                self._json(503, {"message": "the fake PiAPI was asked to fail this download"})
             elif extension == "jpg":
                 self._bytes(THUMBNAIL, "image/jpeg")
             elif "fake_size_bytes" in task["input"]:
@@ -239,6 +252,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self._bytes(SAMPLE_MP4, "video/mp4")
         else:
             self._json(404, {"message": "not found"})
+
+    def _fails_now(self, task_id: str) -> bool:
+        with self.server.lock:
+            left = self.server.failures_left.get(task_id, 0)
+            if left > 0:
+                self.server.failures_left[task_id] = left - 1
+            return left > 0
 
     def _bytes(self, data: bytes, content_type: str) -> None:
         self.send_response(200)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, Playwright, expect, sync_playwright
 
 from tests.conftest import ROOT
 from tests.stack_process import RunningStack, running_stack
@@ -34,7 +35,9 @@ ARTIFACTS = ROOT / "test-artifacts" / "browser"
 TIMEOUT_MS = 30_000
 expect.set_options(timeout=TIMEOUT_MS)
 
-Screenshot = Callable[[str], Path]
+
+class Screenshot(Protocol):
+    def __call__(self, step: str, show: Locator | None = None) -> Path: ...
 
 
 @pytest.fixture(scope="session")
@@ -91,19 +94,28 @@ def page(context: BrowserContext) -> Iterator[Page]:
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
-@pytest.fixture
-def screenshot(page: Page, request: pytest.FixtureRequest, artifacts: Path) -> Screenshot:
-    """``screenshot("saved")`` keeps test-artifacts/browser/<test>-<n>-saved.png."""
+def screenshots_of(page: Page, test_name: str, artifacts: Path) -> Screenshot:
+    """``take("saved", show=card)`` keeps test-artifacts/browser/<test>-<n>-saved.png: what the screen shows (the
+    page scrolls inside its own area, between the header and the notifications), with ``show`` scrolled into the
+    middle of it."""
     taken: list[Path] = []
 
-    def take(step: str) -> Path:
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{request.node.name}-{len(taken) + 1:02d}-{step}")
+    def take(step: str, show: Locator | None = None) -> Path:
+        if show is not None:
+            show.evaluate("(element) => element.scrollIntoView({ block: 'center' })")
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{test_name}-{len(taken) + 1:02d}-{step}")
         path = artifacts / f"{name}.png"
-        page.screenshot(path=path, full_page=True)
+        page.screenshot(path=path)
         taken.append(path)
         return path
 
     return take
+
+
+@pytest.fixture
+def screenshot(page: Page, request: pytest.FixtureRequest, artifacts: Path) -> Screenshot:
+    """``screenshot("saved")`` keeps test-artifacts/browser/<test>-<n>-saved.png."""
+    return screenshots_of(page, request.node.name, artifacts)
 
 
 @pytest.hookimpl(wrapper=True)
