@@ -6,7 +6,8 @@
   const config = window.VIDEO_LIBRARY_CONFIG || {};
   const API_BASE = String(config.apiBaseUrl || "").replace(/\/+$/, "");
   const LOCAL_SIGN_IN = config.localSignIn !== false;
-  const SAVE_MAX_ATTEMPTS = Number(config.saveMaxAttempts) > 0 ? Number(config.saveMaxAttempts) : 5;
+  // The API says how many attempts a save gets (save_max_attempts on every video); older answers fall back to 5.
+  const maxAttempts = (video) => Number(video.save_max_attempts) > 0 ? Number(video.save_max_attempts) : 5;
   const PAGE_SIZE = 24;
   const POLL_MS = 2000;
   const POLL_CONCURRENCY = 6; // requests in flight per polling round: a bulk save must not flood the API
@@ -722,7 +723,7 @@
     }
     if (saveState === "queued") {
       const line = error
-        ? `Retrying, attempt ${Math.min(attempts + 1, SAVE_MAX_ATTEMPTS)} of ${SAVE_MAX_ATTEMPTS}: ${reasonInWords(error.code, error.message)}.`
+        ? `Retrying, attempt ${Math.min(attempts + 1, maxAttempts(video))} of ${maxAttempts(video)}: ${reasonInWords(error.code, error.message)}.`
         : "Queued for saving: the copy starts in a moment.";
       return el(
         "div",
@@ -739,7 +740,7 @@
     const finishing = size > 0 && copied >= size;
     let amount = size > 0 ? `${formatBytes(copied)} of ${formatBytes(size)}` : `${formatBytes(copied)} so far`;
     if (finishing) amount = formatBytes(size); // every byte is across; the storage is putting the parts together
-    const attempt = error && attempts > 1 ? ` (attempt ${attempts} of ${SAVE_MAX_ATTEMPTS})` : "";
+    const attempt = error && attempts > 1 ? ` (attempt ${attempts} of ${maxAttempts(video)})` : "";
     const elapsed = elapsedSince(video.save_started_at);
     return el(
       "div",

@@ -3,10 +3,7 @@
 //               for a deployed API, its base URL, e.g. "https://<api-id>.execute-api.us-east-1.amazonaws.com".
 //   localSignIn: show the user-name sign-in, which asks the local stack's POST /_dev/token for a token.
 //               A deployed API has no such route: set it to false there and paste a token from your IdP.
-//   saveMaxAttempts: how many attempts a save makes before it gives up (serverless.yml's saveMaxAttempts),
-//               for "Retrying, attempt 2 of 5".
 window.VIDEO_LIBRARY_CONFIG = {
   apiBaseUrl: "",
   localSignIn: true,
-  saveMaxAttempts: 5,
 };

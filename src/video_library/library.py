@@ -36,6 +36,7 @@ class SaveStatus(BaseModel):
     bytes_copied: int | None = Field(default=None, description="While saving: bytes copied so far (every few s)")
     size_bytes: int | None = Field(description="Saved: the object's size; while saving: the size, when announced")
     save_attempts: int | None = Field(default=None, description="Attempts the current save has made")
+    save_max_attempts: int = Field(description="Attempts a save gets before it fails for good (SAVE_MAX_ATTEMPTS)")
     save_requested_at: datetime | None = None
     save_started_at: datetime | None = Field(default=None, description="When the current (or last) attempt began")
     saved_at: datetime | None
@@ -98,6 +99,7 @@ def _save_fields(record: db.VideoRecord) -> dict[str, Any]:
         "bytes_copied": int(record.bytes_copied) if record.bytes_copied is not None and state.in_progress else None,
         "size_bytes": int(record.size_bytes) if record.size_bytes is not None else None,
         "save_attempts": int(record.save_attempts) if record.save_attempts is not None else None,
+        "save_max_attempts": get_settings().save_max_attempts,
         "save_requested_at": record.save_requested_at,
         "save_started_at": record.save_started_at,
         "saved_at": record.saved_at,
