@@ -34,6 +34,16 @@ ROOT = Path(__file__).resolve().parent.parent
 Handler = Callable[[dict[str, Any], Any], Any]
 # API Gateway HTTP APIs end every integration at 30 s, and that cannot be raised.
 INTEGRATION_TIMEOUT_S = 30.0
+# API Gateway's own answers, given before or instead of the function's: {"message": <this>}.
+GATEWAY_MESSAGES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    413: "Request Entity Too Large",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 class _CloudFormationLoader(yaml.SafeLoader):
@@ -147,6 +157,11 @@ def _json_answer(status: int, body: object) -> Answer:
     return Answer(status, {"content-type": "application/json"}, json.dumps(body).encode())
 
 
+def gateway_answer(status: int) -> Answer:
+    """One of API Gateway's own answers."""
+    return _json_answer(status, {"message": GATEWAY_MESSAGES[status]})
+
+
 class Gateway:
     def __init__(
         self, routes: list[Route], *, jwt_secret: str | None = None, timeout_s: float = INTEGRATION_TIMEOUT_S
@@ -180,14 +195,14 @@ class Gateway:
         matched = self.match(method, path)
         if matched is None:
             fallback = self.fallback(method, path) if self.fallback is not None else None
-            return fallback or _json_answer(404, {"message": "Not Found"})
+            return fallback or gateway_answer(404)
         route, path_parameters = matched
         claims = None
         if route.authorized:
             try:
                 claims = verify(headers.get("authorization"), secret=self.jwt_secret)
             except InvalidToken:
-                return _json_answer(401, {"message": "Unauthorized"})
+                return gateway_answer(401)
         event = http_api_event(
             method,
             path,
@@ -214,14 +229,14 @@ class Gateway:
                     import traceback
 
                     traceback.print_exc()
-                    outcome.append(_json_answer(500, {"message": "Internal Server Error"}))
+                    outcome.append(gateway_answer(500))
                 finally:
                     done.set()
 
         threading.Thread(target=invoke, name=f"invoke-{route.function}", daemon=True).start()
         if not done.wait(self.timeout_s):
             # The function is not stopped: on AWS it runs on to its own timeout, its answer thrown away.
-            return _json_answer(503, {"message": "Service Unavailable"})
+            return gateway_answer(503)
         return outcome[0]
 
 

@@ -1,14 +1,16 @@
-"""What every HTTP handler shares: JSON answers and the one place where errors become answers."""
+"""What every HTTP handler shares: JSON answers, the one place where errors become answers, and the declaration
+of the answers a route gives (its OpenAPI ``responses``)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from video_library.errors import Unauthorized, VideoLibraryError
 from video_library.observability import logger
@@ -102,3 +104,47 @@ def register_error_handlers(
             content_type=content_types.APPLICATION_JSON,
             body=error_body("internal_error", "something went wrong on our side; please try again"),
         )
+
+
+# The component every error answer's schema refers to (devtools/openapi.py defines it in the spec).
+ERROR_SCHEMA_REF = "#/components/schemas/Error"
+
+
+def error_schema(codes: Iterable[str]) -> dict[str, Any]:
+    """The JSON schema of an error answer (``{"error": {"code", "message", ...}}``) whose code is one of ``codes``."""
+    return {
+        "allOf": [{"$ref": ERROR_SCHEMA_REF}],
+        "properties": {"error": {"properties": {"code": {"enum": sorted(set(codes))}}}},
+    }
+
+
+def error_codes_of(schema: Mapping[str, Any]) -> list[str]:
+    """The codes an :func:`error_schema` allows (empty for any other schema)."""
+    try:
+        codes = schema["properties"]["error"]["properties"]["code"]["enum"]
+    except (KeyError, TypeError):
+        return []
+    return [str(code) for code in codes]
+
+
+def route_answers(
+    success: Mapping[int, str | OpenAPIResponse], *refusals: type[VideoLibraryError]
+) -> dict[int, OpenAPIResponse]:
+    """A route's ``responses=``: its successes and the refusals its own logic raises, by their error classes.
+
+    A success given as a description has the route's return type as its body. The refusals every route shares
+    (the front door, the authorizer, request validation, unexpected errors, API Gateway's own answers) are not
+    listed here: the spec generator adds them to every route they apply to.
+    """
+    answers: dict[int, OpenAPIResponse] = {
+        status: {"description": answer} if isinstance(answer, str) else answer for status, answer in success.items()
+    }
+    by_status: dict[int, list[str]] = {}
+    for refusal in refusals:
+        by_status.setdefault(int(refusal.status), []).append(refusal.code)
+    for status, codes in sorted(by_status.items()):
+        answers[status] = {
+            "description": HTTPStatus(status).phrase,
+            "content": {content_types.APPLICATION_JSON: {"schema": error_schema(codes)}},
+        }
+    return answers
