@@ -34,13 +34,13 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from devtools.gateway import GATEWAY_MESSAGES, Route, routes_from_serverless
+from devtools.openapi_examples import EXAMPLES_FILE
 from video_library import request_gate, strict_json
 from video_library.errors import Unauthorized, VideoLibraryError
 from video_library.http import error_codes_of, error_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC_FILE = ROOT / "openapi.json"
-EXAMPLES_FILE = Path(__file__).resolve().parent / "openapi_examples.json"
 TITLE = "video-library API"
 VERSION = "1.0.0"
 DESCRIPTION = (
@@ -282,9 +282,10 @@ def load_examples(path: Path = EXAMPLES_FILE) -> dict[str, Any]:
     return examples
 
 
-def spec(examples: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def spec(examples: Mapping[str, Any] | None = None, *, serverless: Path = ROOT / "serverless.yml") -> dict[str, Any]:
+    """The whole API's spec: every HTTP route of ``serverless``, with ``examples`` (default: the recorded ones)."""
     examples = load_examples() if examples is None else examples
-    routes = {(route.method, route.path): route for route in routes_from_serverless()}
+    routes = {(route.method, route.path): route for route in routes_from_serverless(serverless)}
     docs = _doc_index()
     merged: dict[str, Any] = {
         "openapi": "3.1.0",
@@ -333,6 +334,14 @@ def render(examples: Mapping[str, Any] | None = None) -> str:
     return json.dumps(spec(examples), indent=2, ensure_ascii=False) + "\n"
 
 
+def main() -> None:
+    """``make openapi``: record the examples again, then write the spec with them."""
+    from devtools import openapi_examples
+
+    EXAMPLES_FILE.write_text(openapi_examples.render(openapi_examples.record()))
+    SPEC_FILE.write_text(render(load_examples()))
+    print(f"wrote {EXAMPLES_FILE.relative_to(ROOT)} and {SPEC_FILE.relative_to(ROOT)}")
+
+
 if __name__ == "__main__":
-    SPEC_FILE.write_text(render())
-    print(f"wrote {SPEC_FILE.relative_to(ROOT)}")
+    main()
