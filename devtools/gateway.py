@@ -375,7 +375,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
-        self.server.access_log(f"{self.command} {self.path} -> {args[1] if len(args) > 1 else ''}")
+        # A request line too broken to parse leaves no command or path.
+        request = f"{getattr(self, 'command', None) or '-'} {getattr(self, 'path', None) or '-'}"
+        self.server.access_log(f"{request} -> {args[1] if len(args) > 1 else ''}")
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """What the standard library refuses by itself (a broken request line or header, an unknown method) is
