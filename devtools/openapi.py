@@ -37,7 +37,7 @@ from devtools.gateway import GATEWAY_MESSAGES, Route, routes_from_serverless
 from devtools.openapi_examples import EXAMPLES_FILE
 from video_library import request_gate, strict_json
 from video_library.errors import Unauthorized, VideoLibraryError
-from video_library.http import error_codes_of, error_schema
+from video_library.http import PathNotFound, error_codes_of, error_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC_FILE = ROOT / "openapi.json"
@@ -162,16 +162,15 @@ def front_door_refusals() -> list[Refusal]:
     return sorted({_refusal(error) for error in _error_classes_of(request_gate, strict_json)}, key=_order)
 
 
-def validation_refusal(app: APIGatewayHttpResolver) -> tuple[Refusal, dict[str, Any]]:
-    """What this resolver answers to a request its models refuse, taken from its own handler (and an example)."""
+def validation_refusal(app: APIGatewayHttpResolver) -> Refusal:
+    """What this resolver answers to a request its models refuse, taken from its own handler."""
     handler = app.exception_handler_manager.lookup_exception_handler(RequestValidationError)
     if handler is None:
         raise SpecError("the resolver has no RequestValidationError handler (register_error_handlers)")
     problem = {"type": "missing", "loc": ("body", "video_id"), "msg": "Field required", "input": {}}
     answer = handler(RequestValidationError([problem]))
     body = answer.body if isinstance(answer.body, dict) else json.loads(answer.body)
-    refusal = Refusal(int(answer.status_code), body["error"]["code"], "The request does not have the expected shape")
-    return refusal, body
+    return Refusal(int(answer.status_code), body["error"]["code"], "The request does not have the expected shape")
 
 
 def _order(refusal: Refusal) -> tuple[int, str]:
@@ -238,6 +237,8 @@ def _complete_operation(
         shared += front_door_refusals()
     if operation.get("parameters") or operation.get("requestBody"):
         shared.append(validation)
+    if "{" in route.path:  # a path parameter the resolver's pattern does not take (register_error_handlers)
+        shared.append(_refusal(PathNotFound))
     gateway_statuses = set(GATEWAY_STATUSES_EVERY_ROUTE)
     if route.method in BODY_METHODS:
         gateway_statuses.update(GATEWAY_STATUSES_WITH_BODY)
@@ -300,7 +301,7 @@ def spec(examples: Mapping[str, Any] | None = None, *, serverless: Path = ROOT /
     }
     for module_name in sorted({_module_of(route) for route in routes.values()}):
         app: APIGatewayHttpResolver = importlib.import_module(module_name).app
-        validation, _ = validation_refusal(app)
+        validation = validation_refusal(app)
         part = json.loads(
             app.get_openapi_json_schema(title=TITLE, version=VERSION, security_schemes=copy.deepcopy(SECURITY_SCHEMES))
         )

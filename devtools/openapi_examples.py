@@ -186,6 +186,7 @@ def exchanges() -> list[Exchange]:
         Exchange(ONE_VIDEO, "saved_video", "A saved video: it plays from R2", path=f"/api/video/{SAVED}"),
         Exchange(ONE_VIDEO, "failed_video", "A video whose generation failed", path=f"/api/video/{FAILED}"),
         Exchange(ONE_VIDEO, "not_yours", "Absent, or someone else's", path=f"/api/video/{UNKNOWN}"),
+        Exchange(ONE_VIDEO, "not_a_path", "A character no video id has (a backtick)", path="/api/video/a`b"),
         Exchange(USAGE, "campaign", "What campaign 42's saved videos take", query=f"campaign_id={CAMPAIGN}"),
         Exchange(USAGE, "bad_campaign_id", "A campaign id that is not one", query="campaign_id=..%2Fother"),
         Exchange(

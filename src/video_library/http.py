@@ -9,12 +9,20 @@ from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from video_library.errors import Unauthorized, VideoLibraryError
 from video_library.observability import logger
 from video_library.request_gate import admit_json_body
+
+
+class PathNotFound(VideoLibraryError):
+    """The path names nothing: a path parameter holds a character the route's pattern does not take."""
+
+    status = HTTPStatus.NOT_FOUND
+    code = "not_found"
 
 
 def json_response(status: int, body: dict[str, Any]) -> dict[str, Any]:
@@ -94,6 +102,13 @@ def register_error_handlers(
     @app.exception_handler(RequestValidationError)
     def _invalid_request(exc: RequestValidationError) -> Response[dict[str, Any]]:
         return _validation_answer(exc, validation_status)
+
+    # API Gateway routes {video_id} whatever it holds; Powertools' patterns take fewer characters (no backtick,
+    # quote, backslash, non-ASCII letter...), and without this its NotFoundError would reach the catch-all: a 500.
+    @app.not_found
+    def _no_such_path(exc: NotFoundError) -> Response[dict[str, Any]]:
+        problem = PathNotFound("nothing here: the path does not name anything this API has")
+        return Response(status_code=problem.status, content_type=content_types.APPLICATION_JSON, body=problem.to_body())
 
     @app.exception_handler(Exception)
     def _unexpected(exc: Exception) -> Response[dict[str, Any]]:

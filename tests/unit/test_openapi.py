@@ -74,7 +74,7 @@ def test_each_route_lists_the_codes_its_own_code_raises(document: dict[str, Any]
     assert error_codes(save, "413") == {"payload_too_large"} and gateway_answers(save, "413")
     assert error_codes(save, "401") == {"unauthorized"} and gateway_answers(save, "401")
     # a GET has no body: no front door codes
-    assert error_codes(one, "404") == {"video_not_found"}
+    assert error_codes(one, "404") == {"video_not_found", "not_found"}  # not_found: a path the resolver refuses
     assert not {"400", "413", "415"} & one["responses"].keys()
     # the webhook's resolver answers invalid bodies with 400, and its 401 is its own (no authorizer)
     assert error_codes(webhook, "400") == front_door | {"invalid_request"}
@@ -115,7 +115,7 @@ def test_a_new_route_needs_nothing_but_its_declaration(tmp_path: Path) -> None:
 
     # THEN it has its own refusals, and every shared answer that applies to a DELETE behind the authorizer
     assert set(operation["responses"]) == {"200", "401", "404", "409", "422", "429", "500", "503"}
-    assert error_codes(operation, "404") == {"video_not_found"}
+    assert error_codes(operation, "404") == {"video_not_found", "not_found"}
     assert error_codes(operation, "409") == {"save_in_progress"}
     assert error_codes(operation, "422") == {"invalid_request"}
     assert operation["security"] == [{"jwt": []}] and operation["tags"] == ["library"]
