@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from devtools.gateway import cors_from_serverless
 from devtools.local_jwt import mint
+from devtools.local_stack import DEV_WEBHOOK_SECRET
 from devtools.openapi import SPEC_FILE
 from tests.stack_process import STACK_WEBHOOK_SECRET, RunningStack, running_stack
 
@@ -103,3 +105,42 @@ def test_every_operation_keeps_the_spec(stack: RunningStack, tmp_path: Path) -> 
     assert report["failures"] == [] and report["errors"] == []
     print(f"schemathesis: {report['test_cases']} in {report['running_time']:.0f} s")
     assert report["test_cases"]["generated"] >= MIN_TEST_CASES, output[-3000:]
+
+
+def test_the_stack_serves_the_committed_spec(stack: RunningStack) -> None:
+    answer = stack.api().get("/openapi.json")
+
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+    assert answer.content == SPEC_FILE.read_bytes()
+
+
+def test_the_stack_takes_the_webhook_secret_it_was_given(stack: RunningStack) -> None:
+    # GIVEN a stack started with PIAPI_WEBHOOK_SECRET set (tests/stack_process.py)
+    delivery = {"timestamp": 1764064800, "data": {"task_id": "no-such-task", "status": "processing"}}
+
+    # WHEN PiAPI calls with that secret, and with make dev's own default
+    given = stack.api().post("/webhooks/piapi", json=delivery, headers={"x-webhook-secret": STACK_WEBHOOK_SECRET})
+    default = stack.api().post("/webhooks/piapi", json=delivery, headers={"x-webhook-secret": DEV_WEBHOOK_SECRET})
+
+    # THEN only the given one is accepted
+    assert given.status_code == 200 and given.json() == {"result": "ignored"}
+    assert default.status_code == 401 and default.json()["error"]["code"] == "unauthorized"
+
+
+def test_a_preflight_is_answered_as_serverless_yml_configures_it(stack: RunningStack) -> None:
+    cors = cors_from_serverless()
+    assert cors is not None  # serverless.yml configures CORS for the HTTP API
+    origin = "https://library.example.com"
+
+    answer = stack.api().options(
+        "/api/video/save-to-library",
+        headers={
+            "origin": origin,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization",
+        },
+    )
+
+    assert answer.status_code == 204
+    expected_origin = "*" if "*" in cors.allowed_origins and not cors.allow_credentials else origin
+    assert answer.headers.get("access-control-allow-origin") == (expected_origin if cors.allows(origin) else None)
