@@ -108,6 +108,7 @@ def register_error_handlers(
     @app.not_found
     def _no_such_path(exc: NotFoundError) -> Response[dict[str, Any]]:
         problem = PathNotFound("nothing here: the path does not name anything this API has")
+        logger.warning("request refused", extra={"error_code": problem.code, "status": int(problem.status)})
         return Response(status_code=problem.status, content_type=content_types.APPLICATION_JSON, body=problem.to_body())
 
     @app.exception_handler(Exception)
