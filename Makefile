@@ -17,7 +17,7 @@ LAYER_PYC_PYTHON ?= $(shell for py in python$(LAMBDA_PYTHON) $$(ls -d $$HOME/.py
 PYTEST_ARGS ?=
 NODE_DEPS := node_modules/.installed
 
-.PHONY: help venv dev demo token openapi lint test events infra bench bench-save bench-purge bench-coldstart layer package \
+.PHONY: help venv dev demo token openapi schemathesis lint test events infra bench bench-save bench-purge bench-coldstart layer package \
 	lock clean
 
 help: ## List the targets
@@ -52,8 +52,11 @@ test: lint ## Lint, then run every test (offline: moto stands in for AWS)
 events: venv ## Regenerate events/ from the PiAPI samples in ../shared/piapi
 	$(BIN)/python -m devtools.make_events
 
-openapi: venv ## Regenerate openapi.json from the handlers' routes and models
+openapi: venv ## Record the spec's examples from the real handlers, regenerate openapi.json from the code
 	$(BIN)/python -m devtools.openapi
+
+schemathesis: venv ## Only the schemathesis run against the local stack (make test runs it too; ~2 min)
+	$(BIN)/pytest tests/e2e/test_schemathesis.py $(PYTEST_ARGS)
 
 infra: venv ## Regenerate infra/videos-table.json from the PynamoDB model
 	$(BIN)/python -m devtools.infra

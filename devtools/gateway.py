@@ -7,7 +7,12 @@ answer is turned back into HTTP as API Gateway does. As in Lambda, one function 
 (the handlers' Powertools resolvers keep the current event on a module-level object).
 
 As API Gateway does, a request that has no answer after 30 s (``INTEGRATION_TIMEOUT_S``, which an HTTP API
-cannot raise) gets ``503 {"message": "Service Unavailable"}`` while the function carries on to its own end.
+cannot raise) gets ``503 {"message": "Service Unavailable"}`` while the function carries on to its own end; a
+request whose framing is broken (a ``Content-Length`` that is not one non-negative number, or that the body never
+reaches, or one beside ``Transfer-Encoding``) gets ``400 {"message": "Bad Request"}`` and the connection is
+closed; a body over API Gateway's 10 MB gets 413. With ``httpApi.cors`` in serverless.yml, CORS preflights
+(``OPTIONS``) are answered by the gateway itself and allowed origins get ``Access-Control-*`` headers on every
+answer, as API Gateway's CORS configuration does.
 """
 
 from __future__ import annotations
@@ -34,6 +39,21 @@ ROOT = Path(__file__).resolve().parent.parent
 Handler = Callable[[dict[str, Any], Any], Any]
 # API Gateway HTTP APIs end every integration at 30 s, and that cannot be raised.
 INTEGRATION_TIMEOUT_S = 30.0
+# API Gateway HTTP APIs take request bodies of at most 10 MB.
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+# How long a declared body may take to arrive before the request is refused as malformed.
+BODY_READ_TIMEOUT_S = 10.0
+_CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]{1,16}")
+# API Gateway's own answers, given before or instead of the function's: {"message": <this>}.
+GATEWAY_MESSAGES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    413: "Request Entity Too Large",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 class _CloudFormationLoader(yaml.SafeLoader):
@@ -86,6 +106,100 @@ def read_serverless(path: Path = ROOT / "serverless.yml") -> dict[str, Any]:
 
     resolved: dict[str, Any] = resolve(config)
     return resolved
+
+
+# What `httpApi.cors: true` means to osls (lib/plugins/aws/package/compile/events/http-api.js): any origin,
+# these headers, and OPTIONS plus every routed method.
+DEFAULT_CORS_HEADERS = (
+    "Content-Type",
+    "X-Amz-Date",
+    "Authorization",
+    "X-Api-Key",
+    "X-Amz-Security-Token",
+    "X-Amz-User-Agent",
+    "X-Amzn-Trace-Id",
+)
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [str(item) for item in (value if isinstance(value, list) else [value])]
+
+
+@dataclass(frozen=True)
+class CorsConfig:
+    """An HTTP API's CORS configuration (CloudFormation's CorsConfiguration, as osls builds it)."""
+
+    allowed_origins: tuple[str, ...]
+    allowed_headers: tuple[str, ...]
+    allowed_methods: tuple[str, ...]
+    allow_credentials: bool = False
+    exposed_headers: tuple[str, ...] = ()
+    max_age_s: int | None = None
+
+    def allows(self, origin: str | None) -> bool:
+        if not origin:
+            return False
+        return "*" in self.allowed_origins or origin.lower() in {o.lower() for o in self.allowed_origins}
+
+    def _origin_header(self, origin: str) -> str:
+        # "*" may not be combined with credentials: a browser then needs its own origin back.
+        return "*" if "*" in self.allowed_origins and not self.allow_credentials else origin
+
+    def preflight(self, headers: dict[str, str]) -> Answer:
+        """API Gateway answers every OPTIONS itself when CORS is configured; headers only for an allowed origin."""
+        origin = headers.get("origin")
+        answer = Answer(204, {}, b"")
+        if not self.allows(origin):
+            return answer
+        assert origin is not None
+        answer.headers.update(
+            {
+                "access-control-allow-origin": self._origin_header(origin),
+                "access-control-allow-methods": ",".join(self.allowed_methods),
+                "access-control-allow-headers": ",".join(self.allowed_headers),
+            }
+        )
+        if self.allow_credentials:
+            answer.headers["access-control-allow-credentials"] = "true"
+        if self.max_age_s is not None:
+            answer.headers["access-control-max-age"] = str(self.max_age_s)
+        return answer
+
+    def decorate(self, answer: Answer, headers: dict[str, str]) -> Answer:
+        """The headers API Gateway adds to an answer for a request from an allowed origin."""
+        origin = headers.get("origin")
+        if not self.allows(origin):
+            return answer
+        assert origin is not None
+        answer.headers["access-control-allow-origin"] = self._origin_header(origin)
+        if self.allow_credentials:
+            answer.headers["access-control-allow-credentials"] = "true"
+        if self.exposed_headers:
+            answer.headers["access-control-expose-headers"] = ",".join(self.exposed_headers)
+        return answer
+
+
+def cors_from_serverless(path: Path = ROOT / "serverless.yml") -> CorsConfig | None:
+    """``provider.httpApi.cors`` of serverless.yml (``true`` or osls's object form); None when CORS is off."""
+    config = read_serverless(path)
+    cors = ((config.get("provider") or {}).get("httpApi") or {}).get("cors")
+    if not cors:
+        return None
+    settings: dict[str, Any] = cors if isinstance(cors, dict) else {}
+    methods = _as_list(settings.get("allowedMethods"))
+    if not methods:  # osls: OPTIONS and every method a route uses
+        methods = ["OPTIONS", *sorted({route.method for route in routes_from_serverless(path)})]
+    max_age = settings.get("maxAge")
+    return CorsConfig(
+        allowed_origins=tuple(_as_list(settings.get("allowedOrigins")) or ["*"]),
+        allowed_headers=tuple(_as_list(settings.get("allowedHeaders")) or DEFAULT_CORS_HEADERS),
+        allowed_methods=tuple(methods),
+        allow_credentials=bool(settings.get("allowCredentials")),
+        exposed_headers=tuple(_as_list(settings.get("exposedResponseHeaders"))),
+        max_age_s=int(max_age) if max_age is not None else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -147,13 +261,24 @@ def _json_answer(status: int, body: object) -> Answer:
     return Answer(status, {"content-type": "application/json"}, json.dumps(body).encode())
 
 
+def gateway_answer(status: int) -> Answer:
+    """One of API Gateway's own answers."""
+    return _json_answer(status, {"message": GATEWAY_MESSAGES[status]})
+
+
 class Gateway:
     def __init__(
-        self, routes: list[Route], *, jwt_secret: str | None = None, timeout_s: float = INTEGRATION_TIMEOUT_S
+        self,
+        routes: list[Route],
+        *,
+        jwt_secret: str | None = None,
+        timeout_s: float = INTEGRATION_TIMEOUT_S,
+        cors: CorsConfig | None = None,
     ) -> None:
         self.routes = routes
         self.jwt_secret = jwt_secret
         self.timeout_s = timeout_s
+        self.cors = cors
         self.dev_routes: dict[tuple[str, str], Callable[[dict[str, Any]], Answer]] = {}
         # (method, path) -> an answer for what no route matches, e.g. static files (devtools.static_files)
         self.fallback: Callable[[str, str], Answer | None] | None = None
@@ -174,20 +299,28 @@ class Gateway:
         return None
 
     def dispatch(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Answer:
+        """The answer to one request (``headers`` with lower-case names), CORS headers included."""
+        if self.cors is None:
+            return self._answer(method, path, query, headers, body)
+        if method == "OPTIONS":
+            return self.cors.preflight(headers)
+        return self.cors.decorate(self._answer(method, path, query, headers, body), headers)
+
+    def _answer(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Answer:
         dev_route = self.dev_routes.get((method, path))
         if dev_route is not None:
             return dev_route({"query": query, "headers": headers, "body": body})
         matched = self.match(method, path)
         if matched is None:
             fallback = self.fallback(method, path) if self.fallback is not None else None
-            return fallback or _json_answer(404, {"message": "Not Found"})
+            return fallback or gateway_answer(404)
         route, path_parameters = matched
         claims = None
         if route.authorized:
             try:
                 claims = verify(headers.get("authorization"), secret=self.jwt_secret)
             except InvalidToken:
-                return _json_answer(401, {"message": "Unauthorized"})
+                return gateway_answer(401)
         event = http_api_event(
             method,
             path,
@@ -214,14 +347,14 @@ class Gateway:
                     import traceback
 
                     traceback.print_exc()
-                    outcome.append(_json_answer(500, {"message": "Internal Server Error"}))
+                    outcome.append(gateway_answer(500))
                 finally:
                     done.set()
 
         threading.Thread(target=invoke, name=f"invoke-{route.function}", daemon=True).start()
         if not done.wait(self.timeout_s):
             # The function is not stopped: on AWS it runs on to its own timeout, its answer thrown away.
-            return _json_answer(503, {"message": "Service Unavailable"})
+            return gateway_answer(503)
         return outcome[0]
 
 
@@ -242,32 +375,136 @@ class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
-        self.server.access_log(f"{self.command} {self.path} -> {args[1] if len(args) > 1 else ''}")
+        # A request line too broken to parse leaves no command or path.
+        request = f"{getattr(self, 'command', None) or '-'} {getattr(self, 'path', None) or '-'}"
+        self.server.access_log(f"{request} -> {args[1] if len(args) > 1 else ''}")
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """What the standard library refuses by itself (a broken request line or header, an unknown method) is
+        answered in API Gateway's shape, as JSON, not as an HTML page."""
+        self.close_connection = True
+        self._send(gateway_answer(code) if code in GATEWAY_MESSAGES else _json_answer(code, {"message": message}))
 
     def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        try:
+            body = self._read_body()
+        except _Refused as refused:
+            self.close_connection = True  # the stream's framing is unknown from here on
+            self._send(gateway_answer(refused.status))
+            return
         path, _, query = self.path.partition("?")
         headers = {k.lower(): v for k, v in self.headers.items()}
-        answer = self.server.gateway.dispatch(self.command, path, query, headers, body)
+        self._send(self.server.gateway.dispatch(self.command, path, query, headers, body))
+
+    def _read_body(self) -> bytes:
+        lengths = self.headers.get_all("Content-Length") or []
+        encodings = self.headers.get_all("Transfer-Encoding") or []
+        if encodings:
+            if lengths:  # RFC 9112 6.1: a message with both is a smuggling attempt or a broken client
+                raise _Refused(400)
+            if [e.strip().lower() for e in ",".join(encodings).split(",")] != ["chunked"]:
+                raise _Refused(400)
+            return self._read_chunked()
+        if not lengths:
+            return b""
+        values = {value.strip() for value in ",".join(lengths).split(",")}
+        if len(values) != 1 or not (value := values.pop()).isascii() or not value.isdigit():
+            raise _Refused(400)
+        length = int(value)
+        if length > self.server.max_payload_bytes:
+            raise _Refused(413)
+        return self._read_exactly(length)
+
+    def _read_exactly(self, length: int) -> bytes:
+        self.connection.settimeout(self.server.body_read_timeout_s)
+        try:
+            body = self.rfile.read(length) if length else b""
+        except TimeoutError:  # the body never reached its announced length
+            raise _Refused(400) from None
+        finally:
+            self.connection.settimeout(None)
+        if len(body) != length:  # the client closed before sending it all
+            raise _Refused(400)
+        return body
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            size_line = self._read_line()
+            size_text = size_line.split(b";", 1)[0].strip()
+            if not _CHUNK_SIZE.fullmatch(size_text):
+                raise _Refused(400)
+            size = int(size_text, 16)
+            total += size
+            if total > self.server.max_payload_bytes:
+                raise _Refused(413)
+            if size == 0:
+                while self._read_line() not in (b"", b"\r\n", b"\n"):  # trailer fields, ignored
+                    continue
+                return b"".join(chunks)
+            chunks.append(self._read_exactly(size))
+            if self._read_line() not in (b"\r\n", b"\n"):
+                raise _Refused(400)
+
+    def _read_line(self) -> bytes:
+        self.connection.settimeout(self.server.body_read_timeout_s)
+        try:
+            line = self.rfile.readline(65537)
+        except TimeoutError:
+            raise _Refused(400) from None
+        finally:
+            self.connection.settimeout(None)
+        if not line or len(line) > 65536:
+            raise _Refused(400)
+        return line
+
+    def _send(self, answer: Answer) -> None:
         self.send_response(answer.status)
         for key, value in answer.headers.items():
             if key not in ("content-length", "connection", "transfer-encoding"):
                 self.send_header(key, value)
         for cookie in answer.cookies:
             self.send_header("set-cookie", cookie)
-        self.send_header("Content-Length", str(len(answer.body)))
+        if answer.status != 204:  # RFC 9110 8.6: never on a 204
+            self.send_header("Content-Length", str(len(answer.body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(answer.body)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+    def __getattr__(self, name: str) -> Any:
+        # Every method goes through the routes (the library answers 501 to any it has no do_<METHOD> for): one no
+        # route takes gets API Gateway's 404, whatever its name (TRACE, QUERY, ...).
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
+
+class _Refused(Exception):
+    """A request the gateway refuses by itself, before any route (API Gateway's own answer)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 class GatewayServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, gateway: Gateway, host: str, port: int, access_log: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        host: str,
+        port: int,
+        access_log: Callable[[str], None],
+        *,
+        body_read_timeout_s: float = BODY_READ_TIMEOUT_S,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+    ) -> None:
         super().__init__((host, port), _RequestHandler)
         self.gateway = gateway
         self.access_log = access_log
+        self.body_read_timeout_s = body_read_timeout_s
+        self.max_payload_bytes = max_payload_bytes

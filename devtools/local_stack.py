@@ -28,7 +28,14 @@ from typing import Any
 from devtools.api_docs import docs_routes
 from devtools.eventbridge import scheduled_event
 from devtools.fake_piapi import FakePiapi
-from devtools.gateway import Answer, Gateway, GatewayServer, function_config, routes_from_serverless
+from devtools.gateway import (
+    Answer,
+    Gateway,
+    GatewayServer,
+    cors_from_serverless,
+    function_config,
+    routes_from_serverless,
+)
 from devtools.lambda_context import LocalLambdaContext
 from devtools.lambda_process import FunctionInstance
 from devtools.local_aws import LocalAws
@@ -40,7 +47,8 @@ from devtools.static_files import StaticFiles
 DEV_BUCKET = "video-library"
 DEV_TABLE = "videos"
 DEV_PIAPI_KEY = "dev-piapi-key"
-DEV_WEBHOOK_SECRET = "dev-webhook-secret"  # noqa: S105 (the local stack's own, documented value)
+# The local stack's own, documented value, used when PIAPI_WEBHOOK_SECRET is not set.
+DEV_WEBHOOK_SECRET = "dev-webhook-secret"  # noqa: S105
 SAVE_MAX_ATTEMPTS = 5  # serverless.yml's saveMaxAttempts
 
 
@@ -54,6 +62,7 @@ class StackConfig:
     purge_interval_s: float = 3600.0
     sweep_interval_s: float = 900.0
     jwt_secret: str = DEFAULT_SECRET
+    webhook_secret: str = DEV_WEBHOOK_SECRET
     readable_logs: bool = True
     save_worker_concurrency: int = 4
     lambda_cpu_share: bool = False
@@ -72,6 +81,7 @@ class StackConfig:
             purge_interval_s=float(env.get("PURGE_INTERVAL_S", "3600")),
             sweep_interval_s=float(env.get("SWEEP_INTERVAL_S", "900")),
             jwt_secret=env.get("LOCAL_JWT_SECRET", DEFAULT_SECRET),
+            webhook_secret=env.get("PIAPI_WEBHOOK_SECRET") or DEV_WEBHOOK_SECRET,
             save_worker_concurrency=int(env.get("SAVE_WORKER_CONCURRENCY", "4")),
             lambda_cpu_share=env.get("LAMBDA_CPU_SHARE", "") in ("1", "true", "yes"),
             save_queue_visibility_s=int(env.get("SAVE_QUEUE_VISIBILITY_S", "5400")),
@@ -110,7 +120,7 @@ class LocalStack:
             "R2_SECRET_ACCESS_KEY": "local",
             "PIAPI_BASE_URL": self.piapi.base_url,
             "PIAPI_API_KEY": DEV_PIAPI_KEY,
-            "PIAPI_WEBHOOK_SECRET": DEV_WEBHOOK_SECRET,
+            "PIAPI_WEBHOOK_SECRET": self.config.webhook_secret,
             "WEBHOOK_PUBLIC_URL": f"{self.url}/webhooks/piapi",
             "SAVE_QUEUE_URL": self.save_queue_url or "",
             "SQS_ENDPOINT_URL": self.aws.url,
@@ -143,7 +153,7 @@ class LocalStack:
             logger.registered_handler.setFormatter(ReadableFormatter())
         db.create_tables()
         self.aws.client("s3").create_bucket(Bucket=DEV_BUCKET)
-        self.gateway = Gateway(routes_from_serverless(), jwt_secret=config.jwt_secret)
+        self.gateway = Gateway(routes_from_serverless(), jwt_secret=config.jwt_secret, cors=cors_from_serverless())
         self.gateway.dev_routes.update(
             {
                 ("GET", "/healthz"): lambda _: Answer(200, {"content-type": "application/json"}, b'{"ok": true}'),
@@ -152,7 +162,7 @@ class LocalStack:
                 ("POST", "/_dev/token"): self._token_route,
             }
         )
-        self.gateway.dev_routes.update(docs_routes())  # Swagger UI at /docs
+        self.gateway.dev_routes.update(docs_routes())  # openapi.json, and Swagger UI at /docs
         self.gateway.fallback = StaticFiles()  # the library page, web/, at /
         self.server = GatewayServer(self.gateway, config.host, config.port, access_log=self._access_log)
         self._spawn(self.server.serve_forever, "gateway")
@@ -295,7 +305,8 @@ video-library is running on {stack.url}   (Ctrl-C stops everything)
     confined = ", each with its Lambda's CPU share and memory" if config.lambda_cpu_share else ""
     print(
         f"""    GET   /healthz
-    GET   /docs            Swagger UI of the API (openapi.json, generated from the code)
+    GET   /openapi.json    the API's spec (the committed openapi.json; `make openapi` regenerates it)
+    GET   /docs            Swagger UI of that spec
     POST  /_dev/purge      {{"time": "<ISO 8601>", "dry_run": false}}            run the purge now
     POST  /_dev/sweep                                                            run the sweep now
     POST  /_dev/token      {{"user": "alice"}}                                     a local sign-in token

@@ -45,8 +45,14 @@ class RunningStack:
         return self.log_path.read_text(errors="replace")[-chars:]
 
 
+# The stack is given its webhook secret (make dev honours PIAPI_WEBHOOK_SECRET), not left to the environment.
+STACK_WEBHOOK_SECRET = "e2e-webhook-secret"
+
+
 @contextmanager
-def running_stack(*, fake_piapi_delay_s: float = 0.3, log_path: Path | None = None) -> Iterator[RunningStack]:
+def running_stack(
+    *, fake_piapi_delay_s: float = 0.3, log_path: Path | None = None, webhook_secret: str = STACK_WEBHOOK_SECRET
+) -> Iterator[RunningStack]:
     """Start ``python -m devtools.local_stack`` on free ports, wait for /healthz, kill it afterwards."""
     port, aws_port, piapi_port = free_port(), free_port(), free_port()
     env = {
@@ -56,6 +62,7 @@ def running_stack(*, fake_piapi_delay_s: float = 0.3, log_path: Path | None = No
         "FAKE_PIAPI_PORT": str(piapi_port),
         "FAKE_PIAPI_DELAY_S": str(fake_piapi_delay_s),
         "PURGE_INTERVAL_S": "3600",
+        "PIAPI_WEBHOOK_SECRET": webhook_secret,
         "PYTHONUNBUFFERED": "1",
     }
     if log_path is None:

@@ -14,8 +14,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from video_library.errors import BadRequest, ProviderError, ServiceNotConfigured, VideoNotFound
 from video_library.generate import GenerateRequest, generate_video
-from video_library.http import caller_id, register_error_handlers, resolve_for_signed_in_user
+from video_library.http import caller_id, register_error_handlers, resolve_for_signed_in_user, route_answers
 from video_library.library import StorageUsage, VideoPage, VideoView, get_video, list_videos, storage_usage, view_of
 from video_library.models import CAMPAIGN_ID_PATTERN
 from video_library.observability import logger, metrics, tracer
@@ -31,7 +32,13 @@ def _caller() -> str:
     return caller_id(app.current_event.raw_event)
 
 
-@app.get("/api/video/library", summary="The caller's videos, newest first")
+# ServiceNotConfigured: a saved video's URL is presigned, which needs R2's settings.
+@app.get(
+    "/api/video/library",
+    summary="The caller's videos, newest first",
+    tags=["library"],
+    responses=route_answers({200: "One page of videos"}, BadRequest, ServiceNotConfigured),
+)
 def library(
     campaign_id: CampaignQuery = None,
     status: Annotated[VideoStatus | None, Query(description="Only videos in this status")] = None,
@@ -42,12 +49,22 @@ def library(
     return list_videos(_caller(), campaign_id=campaign_id, status=status, saved=saved, limit=limit, cursor=cursor)
 
 
-@app.get("/api/video/storage-usage", summary="Saved videos, their size and estimated monthly R2 cost")
+@app.get(
+    "/api/video/storage-usage",
+    summary="Saved videos, their size and estimated monthly R2 cost",
+    tags=["library"],
+    responses=route_answers({200: "What the caller's saved videos take in R2"}),
+)
 def usage(campaign_id: CampaignQuery = None) -> StorageUsage:
     return storage_usage(_caller(), campaign_id)
 
 
-@app.get("/api/video/<video_id>", summary="One of the caller's videos")
+@app.get(
+    "/api/video/<video_id>",
+    summary="One of the caller's videos",
+    tags=["library"],
+    responses=route_answers({200: "The video"}, VideoNotFound, ServiceNotConfigured),
+)
 def one_video(video_id: Annotated[str, Path(min_length=1, max_length=128)]) -> VideoView:
     return get_video(_caller(), video_id)
 
@@ -55,10 +72,12 @@ def one_video(video_id: Annotated[str, Path(min_length=1, max_length=128)]) -> V
 @app.post(
     "/api/video/generate",
     summary="Generate a video through PiAPI (answers 202 with the pending video)",
-    responses={
-        202: {"description": "Accepted: the video is pending", "content": {"application/json": {"model": VideoView}}},
-        502: {"description": "PiAPI refused or failed the request"},
-    },
+    tags=["generate"],
+    responses=route_answers(
+        {202: {"description": "Accepted: the video is pending", "content": {"application/json": {"model": VideoView}}}},
+        ProviderError,
+        ServiceNotConfigured,  # PIAPI_API_KEY unset
+    ),
 )
 def generate(body: GenerateRequest) -> Response[VideoView]:
     view = view_of(generate_video(_caller(), body))

@@ -14,8 +14,8 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from video_library.errors import VideoLibraryError
-from video_library.http import refusal, register_error_handlers
+from video_library.errors import ServiceNotConfigured, Unauthorized, VideoLibraryError
+from video_library.http import refusal, register_error_handlers, route_answers
 from video_library.observability import logger, metrics, tracer
 from video_library.piapi import WebhookBody
 from video_library.request_gate import admit_json_body
@@ -25,7 +25,16 @@ app = APIGatewayHttpResolver(enable_validation=True)
 register_error_handlers(app, validation_status=HTTPStatus.BAD_REQUEST)
 
 
-@app.post("/webhooks/piapi", summary="PiAPI task progress (secret in x-webhook-secret)")
+@app.post(
+    "/webhooks/piapi",
+    summary="PiAPI task progress (secret in x-webhook-secret)",
+    tags=["webhooks"],
+    security=[{"webhookSecret": []}],
+    # Both raised by admit_delivery, before the body is read: a wrong or missing secret, PIAPI_WEBHOOK_SECRET unset.
+    responses=route_answers(
+        {200: "applied, duplicate, stale or ignored (nothing to retry)"}, Unauthorized, ServiceNotConfigured
+    ),
+)
 def receive_delivery(body: WebhookBody) -> dict[str, str]:
     return {"result": handle_delivery(body).value}
 

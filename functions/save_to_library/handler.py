@@ -13,7 +13,16 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from video_library.http import caller_id, register_error_handlers, resolve_for_signed_in_user
+from video_library.errors import (
+    SaveInProgress,
+    SaveQueueUnavailable,
+    ServiceNotConfigured,
+    SourceGone,
+    SourceNotAllowed,
+    VideoNotFound,
+    WrongState,
+)
+from video_library.http import caller_id, register_error_handlers, resolve_for_signed_in_user, route_answers
 from video_library.library import SaveStatus
 from video_library.observability import logger, metrics, tracer
 from video_library.save import BulkSaveAnswer, SaveRequest, request_save, request_saves
@@ -25,16 +34,27 @@ register_error_handlers(app)
 @app.post(
     "/api/video/save-to-library",
     summary="Save videos to the library (R2): answers at once, the copy runs in the background",
-    responses={
-        200: {
-            "description": "Already saved (single), or nothing was queued (bulk)",
-            "content": {"application/json": {"model": SaveStatus | BulkSaveAnswer}},
+    tags=["save"],
+    responses=route_answers(
+        {
+            200: {
+                "description": "Already saved (single), or nothing was queued (bulk)",
+                "content": {"application/json": {"model": SaveStatus | BulkSaveAnswer}},
+            },
+            202: {
+                "description": "Queued or running: follow save_state on the video (single), or each result (bulk)",
+                "content": {"application/json": {"model": SaveStatus | BulkSaveAnswer}},
+            },
         },
-        202: {
-            "description": "Queued or running: follow save_state on the video (single), or each result (bulk)",
-            "content": {"application/json": {"model": SaveStatus | BulkSaveAnswer}},
-        },
-    },
+        # A single save's refusals; a bulk save answers 200/202 with each video's outcome in its results.
+        VideoNotFound,
+        WrongState,
+        SaveInProgress,
+        SourceNotAllowed,
+        SourceGone,  # the provider gave no URL at all
+        SaveQueueUnavailable,
+        ServiceNotConfigured,  # SAVE_QUEUE_URL unset
+    ),
 )
 def save(body: SaveRequest) -> Response[SaveStatus | BulkSaveAnswer]:
     user = caller_id(app.current_event.raw_event)

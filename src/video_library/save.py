@@ -19,7 +19,7 @@ from datetime import datetime
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field, StrictBool, StrictStr, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
 from video_library import db, save_queue
 from video_library.errors import (
@@ -53,11 +53,27 @@ def _campaign_id_as_text(value: object) -> object:
 
 
 VideoId = Annotated[StrictStr, Field(min_length=1, max_length=128)]
+_ALL_READY: dict[str, Any] = {"properties": {"all_ready": {"const": True}}, "required": ["all_ready"]}
 
 
 class SaveRequest(BaseModel):
     """Body of ``POST /api/video/save-to-library``: one video, a list of videos, or every ready video of a
     campaign."""
+
+    # What _one_way enforces, stated in the JSON schema (and so in the OpenAPI spec): exactly one of the three.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["video_id"], "not": {"anyOf": [{"required": ["video_ids"]}, _ALL_READY]}},
+                {"required": ["video_ids"], "not": {"anyOf": [{"required": ["video_id"]}, _ALL_READY]}},
+                {
+                    "properties": {"all_ready": {"const": True}, "campaign_id": {"type": "string"}},
+                    "required": ["all_ready", "campaign_id"],
+                    "not": {"anyOf": [{"required": ["video_id"]}, {"required": ["video_ids"]}]},
+                },
+            ]
+        }
+    )
 
     video_id: VideoId | None = None
     video_ids: list[VideoId] | None = Field(default=None, min_length=1, max_length=MAX_BULK)
