@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from video_library.errors import ProviderError, ServiceNotConfigured
+from video_library.errors import ProviderError, ProviderUnreachable, ServiceNotConfigured
 from video_library.piapi import Task
 from video_library.secrets import Secret, read_secret
 from video_library.settings import Settings, get_settings
@@ -65,6 +65,8 @@ class PiapiClient:
     def _call(self, method: str, path: str, **kwargs: Any) -> Task:
         try:
             response = self._http.request(method, path, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise ProviderUnreachable(f"PiAPI could not be reached ({type(exc).__name__})") from exc
         except httpx.TimeoutException as exc:
             raise ProviderError("PiAPI did not answer in time") from exc
         except httpx.HTTPError as exc:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from devtools.infra import TABLE_FILE, render
+from devtools.infra import QUOTAS_TABLE_FILE, TABLE_FILE, render, render_quotas
 
 
 def test_committed_table_definition_matches_the_model() -> None:
     assert TABLE_FILE.read_text() == render(), "infra/videos-table.json is stale: run `make infra`"
+
+
+def test_committed_quotas_table_definition_matches_the_model() -> None:
+    assert QUOTAS_TABLE_FILE.read_text() == render_quotas(), "infra/quotas-table.json is stale: run `make infra`"
