@@ -55,8 +55,9 @@ events: venv ## Regenerate events/ from the PiAPI samples in ../shared/piapi
 openapi: venv ## Regenerate openapi.json from the handlers' routes and models
 	$(BIN)/python -m devtools.openapi
 
-infra: venv ## Regenerate infra/videos-table.json from the PynamoDB model
+infra: venv ## Regenerate infra/ (the tables from their models, alarms and dashboard from serverless.yml)
 	$(BIN)/python -m devtools.infra
+	$(BIN)/python -m devtools.monitoring
 
 bench: bench-save bench-purge bench-coldstart ## Run every benchmark (figures go in the README)
 
@@ -103,7 +104,7 @@ $(NODE_DEPS): package.json package-lock.json
 package: venv $(NODE_DEPS) layer ## Package offline with osls (moto stands in for AWS), cfn-lint it, check zips and IAM
 	$(BIN)/python -m devtools.package_offline --stage ci
 	$(BIN)/cfn-lint .serverless/cloudformation-template-update-stack.json
-	$(BIN)/python -m devtools.check_package .serverless
+	$(BIN)/python -m devtools.check_package .serverless --manifest build/package-manifest.json
 
 lock: ## Re-resolve uv.lock after changing pyproject.toml
 	$(UV) lock
