@@ -17,8 +17,8 @@ LAYER_PYC_PYTHON ?= $(shell for py in python$(LAMBDA_PYTHON) $$(ls -d $$HOME/.py
 PYTEST_ARGS ?=
 NODE_DEPS := node_modules/.installed
 
-.PHONY: help venv dev demo token openapi lint test events infra bench bench-save bench-purge bench-coldstart layer package \
-	lock clean
+.PHONY: help venv dev demo token invoke openapi lint pre-commit test events infra bench bench-save bench-purge \
+	bench-coldstart layer package lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
@@ -36,6 +36,11 @@ dev: venv $(NODE_DEPS) ## Run the whole service locally on 127.0.0.1:$PORT (8000
 
 demo: venv ## The whole story against an embedded stack: generate, webhook, save, sha256 check, purge
 	@PYTHONUNBUFFERED=1 $(BIN)/python -m devtools.demo
+
+invoke: venv ## Run one handler on a sample event against the local stack: make invoke FN=purge EVENT=events/purge.json
+	@if [ -z "$(FN)" ] || [ -z "$(EVENT)" ]; then \
+		echo "usage: make invoke FN=<function of serverless.yml> EVENT=events/<file>.json" >&2; exit 2; fi
+	@$(BIN)/python -m devtools.invoke "$(FN)" "$(EVENT)"
 
 token: venv ## Print a local sign-in token for `make dev` (USER=alice)
 	@$(BIN)/python -m devtools.local_jwt $(if $(filter command line,$(origin USER)),$(USER),alice)
