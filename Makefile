@@ -31,7 +31,7 @@ $(SYNCED): uv.lock pyproject.toml
 
 venv: $(SYNCED) ## Build or refresh .venv from uv.lock
 
-dev: venv $(NODE_DEPS) ## Run the whole service locally on 127.0.0.1:$PORT (8000) with embedded stand-ins, until Ctrl-C
+dev: venv ## Run the whole service locally on 127.0.0.1:$PORT (8000) with embedded stand-ins, until Ctrl-C
 	@PYTHONUNBUFFERED=1 exec $(BIN)/python -m devtools.local_stack
 
 demo: venv ## The whole story against an embedded stack: generate, webhook, save, sha256 check, purge

@@ -318,7 +318,7 @@ video-library is running on {stack.url}   (Ctrl-C stops everything)
     confined = ", each with its Lambda's CPU share and memory" if config.lambda_cpu_share else ""
     print(
         f"""    GET   /healthz
-    GET   /docs            Swagger UI of the API (openapi.json, generated from the code)
+    GET   /docs            the API's docs (Swagger UI after `npm ci`; else a list of routes), from the code
     POST  /_dev/purge      {{"time": "<ISO 8601>", "dry_run": false}}            run the purge now
     POST  /_dev/sweep                                                            run the sweep now
     POST  /_dev/token      {{"user": "alice"}}                                     a local sign-in token
