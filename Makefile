@@ -50,6 +50,12 @@ lint: venv ## ruff (lint + format) and mypy on the layer and the handlers
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# pre-commit itself runs through uv (pinned, not a project dependency); its hooks are `make lint`'s, from .venv.
+PRE_COMMIT := $(UV) tool run --from 'pre-commit==4.2.0' pre-commit
+
+pre-commit: venv ## Install the git hook that runs `make lint`'s ruff and mypy on every commit (.pre-commit-config.yaml)
+	$(PRE_COMMIT) install
+
 test: lint ## Lint, then run every test (offline: moto stands in for AWS)
 	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here" >&2; exit 1; fi; exit $$rc

@@ -13,7 +13,7 @@ read from the generated CloudFormation template and the zips it names:
 - each function zip holds only ``functions/**/*.py`` (no tests, no .venv, no layer code), its handler included;
 - layer and functions together stay under Lambda's 250 MB unzipped limit;
 - every function runs the layer's runtime and architecture, uses the layer, is traced, and has a log group
-  with a retention;
+  with a retention; the layer's description names the project's version (pyproject.toml's);
 - every HTTP API route is behind the JWT authorizer, except those README.md lists as public; throttling of
   every route and of the routes README.md names, from the parameters; CORS for the page's origin only; the
   access log's fields as README.md lists them;
@@ -287,13 +287,16 @@ class Manifest:
 
     service: str
     stage: str
+    version: str
     params: dict[str, str]
     canaries: list[str]
 
     @classmethod
     def load(cls, path: Path) -> Manifest:
         data = json.loads(path.read_text())
-        return cls(str(data["service"]), str(data["stage"]), dict(data["params"]), list(data["canaries"]))
+        return cls(
+            str(data["service"]), str(data["stage"]), str(data["version"]), dict(data["params"]), list(data["canaries"])
+        )
 
     @property
     def secrets_prefix(self) -> str:
@@ -325,6 +328,14 @@ class Documented:
             public_routes=deploy_docs.public_routes(text),
             throttling=deploy_docs.throttling(text),
         )
+
+
+def check_version(template: dict[str, Any], manifest: Manifest, problems: list[str]) -> None:
+    """The layer says which version of video_library it is: pyproject.toml's (as openapi.json and CHANGELOG.md)."""
+    for name, layer in resources_of(template, "AWS::Lambda::LayerVersion").items():
+        description = str(layer["Properties"].get("Description", ""))
+        if f"video_library {manifest.version} " not in f"{description} ":
+            problems.append(f"layer {name}: its description {description!r} does not name version {manifest.version}")
 
 
 # --- the API ------------------------------------------------------------------------------------------
@@ -758,6 +769,7 @@ def check_package(output_dir: Path, manifest: Manifest, documented: Documented |
     documented = documented or Documented.from_readme()
     problems: list[str] = []
     check_functions(template, output_dir, problems)
+    check_version(template, manifest, problems)
     check_routes(template, documented, problems)
     check_api_limits(template, manifest, documented, problems)
     check_iam(template, problems)

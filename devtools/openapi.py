@@ -7,6 +7,7 @@ API (``make openapi``). A test fails when the committed file differs from what t
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SPEC_FILE = ROOT / "openapi.json"
 HANDLERS = ("functions.piapi_webhook.handler", "functions.save_to_library.handler", "functions.library_api.handler")
 TITLE = "video-library API"
-VERSION = "1.0.0"
+# The project's one version number (pyproject.toml), as the layer's description and CHANGELOG.md carry it.
+VERSION = version("video-library")
 DESCRIPTION = (
     "Keeps AI-generated videos: PiAPI webhooks, the library, Save to Library into Cloudflare R2. Every route "
     "but the webhook needs a JWT (`Authorization: Bearer ...`) verified by API Gateway; the webhook needs the "

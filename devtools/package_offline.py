@@ -25,6 +25,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,7 @@ def package(stage: str, params: dict[str, str]) -> int:
             {
                 "service": service_name(config_text),
                 "stage": stage,
+                "version": tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"],
                 "params": effective_params(config_text, stage, params),
                 "canaries": sorted(canaries.values()),
             },

@@ -27,6 +27,7 @@ CANARY = "placeholder-secret-0123456789abcdef"
 MANIFEST = Manifest(
     service="video-library",
     stage="ci",
+    version="1.2.3",
     params={
         "alarmTopicArn": TOPIC,
         "webOrigin": ORIGIN,
@@ -212,6 +213,7 @@ def good_template() -> dict[str, Any]:
                     "Content": {"S3Bucket": "b", "S3Key": "serverless/x/ci/1/layer.zip"},
                     "CompatibleRuntimes": ["python3.12"],
                     "CompatibleArchitectures": ["arm64"],
+                    "Description": "video_library 1.2.3 and its locked dependencies",
                 },
             },
             "PiapiWebhookLambdaFunction": function(
@@ -402,6 +404,13 @@ def test_a_function_without_layer_tracing_or_log_retention_is_refused(tmp_path: 
     assert "SaveToLibraryLambdaFunction: does not use the layer" in problems
     assert "SaveToLibraryLambdaFunction: X-Ray tracing is not active" in problems
     assert "SaveToLibraryLambdaFunction: its log group has no retention" in problems
+
+
+def test_a_layer_of_another_version_is_refused(tmp_path: Path) -> None:
+    template = good_template()
+    template["Resources"]["VideoLibraryLambdaLayer"]["Properties"]["Description"] = "video_library 1.2.30"
+
+    assert "does not name version 1.2.3" in problems_with(tmp_path, template=template)
 
 
 def test_functions_on_another_platform_than_the_layer_are_refused(tmp_path: Path) -> None:
