@@ -26,7 +26,8 @@ read from the generated CloudFormation template and the zips it names:
   and no placeholder secret packaging put in SSM appears anywhere in the output;
 - alarms: every function's errors and throttles, every queue (a dead-letter queue from its first message),
   exactly the alarms README.md lists, all notifying the alarm topic; a dashboard;
-- a function fed by a queue has reserved concurrency that its event source mapping stays within.
+- a function fed by a queue has reserved concurrency that its event source mapping stays within;
+- a function with SnapStart runs Python 3.12+ and its API integration calls a published version (an alias).
 """
 
 from __future__ import annotations
@@ -740,6 +741,23 @@ def check_alarms(template: dict[str, Any], manifest: Manifest, documented: Docum
         problems.append("no CloudWatch dashboard (infra/monitoring.json)")
 
 
+def check_snapstart(template: dict[str, Any], problems: list[str]) -> None:
+    """A SnapStart function runs Python 3.12 or later and is reached through a published version (an alias): an
+    integration calling the unqualified function would run $LATEST, which SnapStart never applies to."""
+    integrations = resources_of(template, "AWS::ApiGatewayV2::Integration")
+    for logical, res in sorted(resources_of(template, "AWS::Lambda::Function").items()):
+        props = res["Properties"]
+        if (props.get("SnapStart") or {}).get("ApplyOn") != "PublishedVersions":
+            continue
+        found = re.fullmatch(r"python(\d+)\.(\d+)", str(props.get("Runtime")))
+        if found is None or (int(found.group(1)), int(found.group(2))) < (3, 12):
+            problems.append(f"function {logical}: SnapStart needs python3.12 or later, not {props.get('Runtime')}")
+        unqualified = {"Fn::GetAtt": [logical, "Arn"]}
+        for name, integration in sorted(integrations.items()):
+            if integration["Properties"].get("IntegrationUri") == unqualified:
+                problems.append(f"{name}: calls {logical} unqualified, so SnapStart never applies (use its alias)")
+
+
 def check_concurrency(template: dict[str, Any], problems: list[str]) -> None:
     """A function fed by a queue has reserved concurrency, and its mapping never asks for more than that."""
     functions = resources_of(template, "AWS::Lambda::Function")
@@ -777,6 +795,7 @@ def check_package(output_dir: Path, manifest: Manifest, documented: Documented |
     check_secrets(template, output_dir, manifest, documented, problems)
     check_alarms(template, manifest, documented, problems)
     check_concurrency(template, problems)
+    check_snapstart(template, problems)
     return problems
 
 

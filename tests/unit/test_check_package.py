@@ -727,6 +727,28 @@ def test_a_queue_fed_function_needs_reserved_concurrency_its_mapping_stays_withi
     assert "MaximumConcurrency 20 is not within" in problems_with(tmp_path / "again", template=template)
 
 
+def test_a_snapstart_function_must_be_reached_through_its_alias(tmp_path: Path) -> None:
+    template = good_template()
+    resources = template["Resources"]
+    resources["SaveToLibraryLambdaFunction"]["Properties"]["SnapStart"] = {"ApplyOn": "PublishedVersions"}
+    resources["SaveToLibraryLambdaFunction"]["Properties"]["Runtime"] = "python3.11"
+    resources["HttpApiIntegrationSaveToLibrary"] = {
+        "Type": "AWS::ApiGatewayV2::Integration",
+        "Properties": {"IntegrationUri": {"Fn::GetAtt": ["SaveToLibraryLambdaFunction", "Arn"]}},
+    }
+
+    problems = problems_with(tmp_path, template=template)
+
+    assert "SnapStart needs python3.12 or later, not python3.11" in problems
+    assert "HttpApiIntegrationSaveToLibrary: calls SaveToLibraryLambdaFunction unqualified" in problems
+
+    resources["SaveToLibraryLambdaFunction"]["Properties"]["Runtime"] = "python3.12"
+    resources["HttpApiIntegrationSaveToLibrary"]["Properties"]["IntegrationUri"] = {
+        "Fn::Join": [":", [{"Fn::GetAtt": ["SaveToLibraryLambdaFunction", "Arn"]}, "snapstart"]]
+    }
+    assert problems_with(tmp_path / "fixed", template=template) == ""
+
+
 # --- the README's tables --------------------------------------------------------------------------------
 
 
