@@ -233,7 +233,7 @@ def service_alarms() -> dict[str, Any]:
             "webhooks-rejected",
             "The webhook refused (401) more than webhookRejectedAlarmThreshold calls in 5 minutes: a wrong secret "
             "at PiAPI after a rotation, or someone probing the endpoint.",
-            **_metric("VideoLibrary", "WebhooksRejected", {"service": SERVICE}, "Sum", FIVE_MINUTES),
+            **_metric(NAMESPACE, "WebhooksRejected", {"service": SERVICE}, "Sum", FIVE_MINUTES),
             Threshold="${param:webhookRejectedAlarmThreshold}",
             ComparisonOperator="GreaterThanThreshold",
         ),
@@ -241,7 +241,7 @@ def service_alarms() -> dict[str, Any]:
             "purge-incomplete",
             "A purge run ended with complete=false (out of time, or R2 refused deletes): expired previews are "
             "left for the next run. Once is a backlog; every day means the purge needs more memory or time.",
-            **_metric("VideoLibrary", "PurgeRunsIncomplete", {"service": SERVICE}, "Maximum", 86400),
+            **_metric(NAMESPACE, "PurgeRunsIncomplete", {"service": SERVICE}, "Maximum", 86400),
             Threshold=1,
             ComparisonOperator="GreaterThanOrEqualToThreshold",
         ),
