@@ -17,8 +17,8 @@ LAYER_PYC_PYTHON ?= $(shell for py in python$(LAMBDA_PYTHON) $$(ls -d $$HOME/.py
 PYTEST_ARGS ?=
 NODE_DEPS := node_modules/.installed
 
-.PHONY: help venv dev demo token openapi schemathesis lint test events infra bench bench-save bench-purge bench-coldstart layer package \
-	lock clean
+.PHONY: help venv dev demo token invoke openapi schemathesis lint pre-commit test events infra bench bench-save \
+	bench-purge bench-coldstart layer package lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
@@ -31,11 +31,16 @@ $(SYNCED): uv.lock pyproject.toml
 
 venv: $(SYNCED) ## Build or refresh .venv from uv.lock
 
-dev: venv $(NODE_DEPS) ## Run the whole service locally on 127.0.0.1:$PORT (8000) with embedded stand-ins, until Ctrl-C
+dev: venv ## Run the whole service locally on 127.0.0.1:$PORT (8000) with embedded stand-ins, until Ctrl-C
 	@PYTHONUNBUFFERED=1 exec $(BIN)/python -m devtools.local_stack
 
 demo: venv ## The whole story against an embedded stack: generate, webhook, save, sha256 check, purge
 	@PYTHONUNBUFFERED=1 $(BIN)/python -m devtools.demo
+
+invoke: venv ## Run one handler on a sample event against the local stack: make invoke FN=purge EVENT=events/purge.json
+	@if [ -z "$(FN)" ] || [ -z "$(EVENT)" ]; then \
+		echo "usage: make invoke FN=<function of serverless.yml> EVENT=events/<file>.json" >&2; exit 2; fi
+	@$(BIN)/python -m devtools.invoke "$(FN)" "$(EVENT)"
 
 token: venv ## Print a local sign-in token for `make dev` (USER=alice)
 	@$(BIN)/python -m devtools.local_jwt $(if $(filter command line,$(origin USER)),$(USER),alice)
@@ -44,6 +49,12 @@ lint: venv ## ruff (lint + format) and mypy on the layer and the handlers
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# pre-commit itself runs through uv (pinned, not a project dependency); its hooks are `make lint`'s, from .venv.
+PRE_COMMIT := $(UV) tool run --from 'pre-commit==4.2.0' pre-commit
+
+pre-commit: venv ## Install the git hook that runs `make lint`'s ruff and mypy on every commit (.pre-commit-config.yaml)
+	$(PRE_COMMIT) install
 
 test: lint ## Lint, then run every test (offline: moto stands in for AWS)
 	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
@@ -58,8 +69,9 @@ openapi: venv ## Record the spec's examples from the real handlers, regenerate o
 schemathesis: venv ## Only the schemathesis run against the local stack (make test runs it too; ~2 min)
 	$(BIN)/pytest tests/e2e/test_schemathesis.py $(PYTEST_ARGS)
 
-infra: venv ## Regenerate infra/videos-table.json from the PynamoDB model
+infra: venv ## Regenerate infra/ (the tables from their models, alarms and dashboard from serverless.yml)
 	$(BIN)/python -m devtools.infra
+	$(BIN)/python -m devtools.monitoring
 
 bench: bench-save bench-purge bench-coldstart ## Run every benchmark (figures go in the README)
 
@@ -106,7 +118,7 @@ $(NODE_DEPS): package.json package-lock.json
 package: venv $(NODE_DEPS) layer ## Package offline with osls (moto stands in for AWS), cfn-lint it, check zips and IAM
 	$(BIN)/python -m devtools.package_offline --stage ci
 	$(BIN)/cfn-lint .serverless/cloudformation-template-update-stack.json
-	$(BIN)/python -m devtools.check_package .serverless
+	$(BIN)/python -m devtools.check_package .serverless --manifest build/package-manifest.json
 
 lock: ## Re-resolve uv.lock after changing pyproject.toml
 	$(UV) lock

@@ -200,9 +200,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/api/v1/task":
+            # Read before answering anything: a body left unread on a kept-alive connection would be taken for
+            # the next request.
+            body = self._read_json()
             if not self._authorised():
                 return
-            body = self._read_json()
             if not isinstance(body, dict) or not body.get("model") or not body.get("task_type"):
                 self._json(400, {"code": 400, "data": None, "message": "model and task_type are required"})
                 return

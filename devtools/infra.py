@@ -1,8 +1,10 @@
-"""Write ``infra/videos-table.json``, the CloudFormation definition of the video table, from the model.
+"""Write ``infra/videos-table.json`` and ``infra/quotas-table.json``, the CloudFormation definitions of the
+tables, from their models.
 
-The table is described by the PynamoDB model (``video_library.db``); this renders what ``create_tables()``
-builds (keys, attribute types, indexes, projections) as the CloudFormation resource serverless.yml deploys,
-so the deployed table and the one tests run against cannot drift apart (a test compares them).
+The tables are described by the PynamoDB models (``video_library.db``, ``video_library.quota``); this renders
+what ``create_tables()`` builds (keys, attribute types, indexes, projections, time to live) as the CloudFormation
+resources serverless.yml deploys, so the deployed tables and the ones tests run against cannot drift apart (a
+test compares them).
 """
 
 from __future__ import annotations
@@ -17,20 +19,29 @@ from moto import mock_aws
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE_FILE = ROOT / "infra" / "videos-table.json"
+QUOTAS_TABLE_FILE = ROOT / "infra" / "quotas-table.json"
 
 
-def _described_table() -> dict[str, Any]:
+def _described(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """DescribeTable and DescribeTimeToLive of one table as ``create_tables()`` makes it."""
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     from video_library import db
     from video_library.settings import Settings
 
-    settings = Settings(videos_table="videos", aws_region="us-east-1", dynamodb_endpoint_url=None)
+    settings = Settings(
+        videos_table="videos", quotas_table="quotas", aws_region="us-east-1", dynamodb_endpoint_url=None
+    )
     with mock_aws():
         db.create_tables(settings)
         client = boto3.client("dynamodb", region_name=settings.aws_region)
-        table: dict[str, Any] = client.describe_table(TableName=settings.videos_table)["Table"]
-    return table
+        table: dict[str, Any] = client.describe_table(TableName=name)["Table"]
+        ttl: dict[str, Any] = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    return table, ttl
+
+
+def _described_table() -> dict[str, Any]:
+    return _described("videos")[0]
 
 
 def table_resource() -> dict[str, Any]:
@@ -60,10 +71,35 @@ def table_resource() -> dict[str, Any]:
     }
 
 
+def quotas_table_resource() -> dict[str, Any]:
+    """The quotas table: counters that expire by themselves, nothing worth a backup or a retained copy."""
+    table, ttl = _described("quotas")
+    if ttl.get("TimeToLiveStatus") != "ENABLED":
+        raise RuntimeError("the quotas table has no time to live: its counters would pile up")
+    return {
+        "Type": "AWS::DynamoDB::Table",
+        "DeletionPolicy": "Delete",
+        "UpdateReplacePolicy": "Delete",
+        "Properties": {
+            "TableName": "${self:custom.quotasTable}",
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": sorted(table["AttributeDefinitions"], key=lambda a: a["AttributeName"]),
+            "KeySchema": table["KeySchema"],
+            "TimeToLiveSpecification": {"AttributeName": ttl["AttributeName"], "Enabled": True},
+            "SSESpecification": {"SSEEnabled": True},
+        },
+    }
+
+
 def render() -> str:
     return json.dumps(table_resource(), indent=2) + "\n"
 
 
+def render_quotas() -> str:
+    return json.dumps(quotas_table_resource(), indent=2) + "\n"
+
+
 if __name__ == "__main__":
-    TABLE_FILE.write_text(render())
-    print(f"wrote {TABLE_FILE.relative_to(ROOT)}")
+    for path, text in ((TABLE_FILE, render()), (QUOTAS_TABLE_FILE, render_quotas())):
+        path.write_text(text)
+        print(f"wrote {path.relative_to(ROOT)}")

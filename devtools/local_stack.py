@@ -40,6 +40,7 @@ from devtools.lambda_context import LocalLambdaContext
 from devtools.lambda_process import FunctionInstance
 from devtools.local_aws import LocalAws
 from devtools.local_jwt import DEFAULT_SECRET, mint
+from devtools.make_events import SAMPLE_WEBHOOK_SECRET
 from devtools.queue_poller import QueuePoller
 from devtools.readable_logs import ReadableFormatter
 from devtools.static_files import StaticFiles
@@ -47,9 +48,49 @@ from devtools.static_files import StaticFiles
 DEV_BUCKET = "video-library"
 DEV_TABLE = "videos"
 DEV_PIAPI_KEY = "dev-piapi-key"
-# The local stack's own, documented value, used when PIAPI_WEBHOOK_SECRET is not set.
-DEV_WEBHOOK_SECRET = "dev-webhook-secret"  # noqa: S105
+# Used when PIAPI_WEBHOOK_SECRET is not set: the secret the sample events of events/ carry, so that they are let
+# in (make invoke against `make dev`).
+DEV_WEBHOOK_SECRET = SAMPLE_WEBHOOK_SECRET
+DEV_SAVE_QUEUE = "video-library-dev-saves"
 SAVE_MAX_ATTEMPTS = 5  # serverless.yml's saveMaxAttempts
+
+
+def local_environment(
+    *,
+    aws_url: str,
+    piapi_url: str,
+    gateway_url: str,
+    save_queue_url: str,
+    host: str = "127.0.0.1",
+    readable_logs: bool = True,
+    webhook_secret: str = DEV_WEBHOOK_SECRET,
+) -> dict[str, str]:
+    """The environment the functions run with against the local stack (its moto server, fake PiAPI, gateway)."""
+    return {
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_REGION": "us-east-1",
+        "VIDEOS_TABLE": DEV_TABLE,
+        "DYNAMODB_ENDPOINT_URL": aws_url,
+        "R2_BUCKET": DEV_BUCKET,
+        "R2_ENDPOINT_URL": aws_url,
+        "R2_ACCESS_KEY_ID": "local",
+        "R2_SECRET_ACCESS_KEY": "local",
+        "PIAPI_BASE_URL": piapi_url,
+        "PIAPI_API_KEY": DEV_PIAPI_KEY,
+        "PIAPI_WEBHOOK_SECRET": webhook_secret,
+        "WEBHOOK_PUBLIC_URL": f"{gateway_url}/webhooks/piapi",
+        "SAVE_QUEUE_URL": save_queue_url,
+        "SQS_ENDPOINT_URL": aws_url,
+        "SAVE_MAX_ATTEMPTS": str(SAVE_MAX_ATTEMPTS),
+        # The fake PiAPI serves its files over plain http on loopback: allowed here, and only here.
+        "ALLOWED_SOURCE_HOSTS": host,
+        "DEV_INSECURE_SOURCE_HOSTS": piapi_url.removeprefix("http://"),  # exactly its host:port
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        # The worker's instances (other processes) print one readable line per log record too.
+        "LOCAL_READABLE_LOGS": "1" if readable_logs else "",
+    }
 
 
 @dataclass
@@ -108,31 +149,15 @@ class LocalStack:
 
     def environment(self) -> dict[str, str]:
         assert self.aws is not None and self.piapi is not None
-        return {
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_REGION": "us-east-1",
-            "VIDEOS_TABLE": DEV_TABLE,
-            "DYNAMODB_ENDPOINT_URL": self.aws.url,
-            "R2_BUCKET": DEV_BUCKET,
-            "R2_ENDPOINT_URL": self.aws.url,
-            "R2_ACCESS_KEY_ID": "local",
-            "R2_SECRET_ACCESS_KEY": "local",
-            "PIAPI_BASE_URL": self.piapi.base_url,
-            "PIAPI_API_KEY": DEV_PIAPI_KEY,
-            "PIAPI_WEBHOOK_SECRET": self.config.webhook_secret,
-            "WEBHOOK_PUBLIC_URL": f"{self.url}/webhooks/piapi",
-            "SAVE_QUEUE_URL": self.save_queue_url or "",
-            "SQS_ENDPOINT_URL": self.aws.url,
-            "SAVE_MAX_ATTEMPTS": str(SAVE_MAX_ATTEMPTS),
-            # The fake PiAPI serves its files over plain http on loopback: allowed here, and only here.
-            "ALLOWED_SOURCE_HOSTS": self.config.host,
-            "DEV_INSECURE_SOURCE_HOSTS": self.piapi.base_url.removeprefix("http://"),  # exactly its host:port
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-            # The worker's instances (other processes) print one readable line per log record too.
-            "LOCAL_READABLE_LOGS": "1" if self.config.readable_logs else "",
-        }
+        return local_environment(
+            aws_url=self.aws.url,
+            piapi_url=self.piapi.base_url,
+            gateway_url=self.url,
+            save_queue_url=self.save_queue_url or "",
+            host=self.config.host,
+            readable_logs=self.config.readable_logs,
+            webhook_secret=self.config.webhook_secret,
+        )
 
     def start(self) -> LocalStack:
         config = self.config
@@ -141,7 +166,7 @@ class LocalStack:
             DEV_PIAPI_KEY, config.host, config.piapi_port or config.port + 2, delay_s=config.fake_piapi_delay_s
         ).start()
         self.save_queue_url, self.save_dead_letter_url = self.aws.create_save_queues(
-            "video-library-dev-saves", max_receives=SAVE_MAX_ATTEMPTS, visibility_s=config.save_queue_visibility_s
+            DEV_SAVE_QUEUE, max_receives=SAVE_MAX_ATTEMPTS, visibility_s=config.save_queue_visibility_s
         )
         os.environ.update(self.environment())
         from video_library import db
@@ -306,7 +331,7 @@ video-library is running on {stack.url}   (Ctrl-C stops everything)
     print(
         f"""    GET   /healthz
     GET   /openapi.json    the API's spec (the committed openapi.json; `make openapi` regenerates it)
-    GET   /docs            Swagger UI of that spec
+    GET   /docs            that spec as Swagger UI (after `npm ci`; without Node, a list of the routes)
     POST  /_dev/purge      {{"time": "<ISO 8601>", "dry_run": false}}            run the purge now
     POST  /_dev/sweep                                                            run the sweep now
     POST  /_dev/token      {{"user": "alice"}}                                     a local sign-in token

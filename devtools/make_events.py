@@ -1,4 +1,4 @@
-"""Regenerate ``events/``: realistic API Gateway / EventBridge events for every handler.
+"""Regenerate ``events/``: realistic API Gateway / EventBridge / SQS events for every handler.
 
 Webhook events wrap each PiAPI sample of ``../shared/piapi`` exactly as PiAPI sends it (its JSON body and the
 ``x-webhook-secret`` header). Run ``make events`` after a sample changes; the files are committed.
@@ -6,6 +6,7 @@ Webhook events wrap each PiAPI sample of ``../shared/piapi`` exactly as PiAPI se
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from devtools.apigw import http_api_event
 from devtools.eventbridge import scheduled_event
+from devtools.sqs_events import queue_arn, sqs_event
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -65,6 +67,27 @@ SAMPLE_CLAIMS = {
     "exp": "1764064600",
 }
 SAMPLE_VIDEO_ID = "0f8e7d6c5b4a49388271605f4e3d2c1b"
+
+
+def function_of(event_file: str) -> str:
+    """The function of serverless.yml a sample event is for (by its file name in events/)."""
+    stem = Path(event_file).stem
+    for prefix, function in FUNCTION_OF_SAMPLE.items():
+        if stem == prefix or stem.startswith(f"{prefix}_"):
+            return function
+    raise KeyError(f"events/{stem}.json is for no known function (devtools/make_events.py FUNCTION_OF_SAMPLE)")
+
+
+# events/<prefix>*.json -> the function it is for.
+FUNCTION_OF_SAMPLE = {
+    "webhook": "piapiWebhook",
+    "save_to_library": "saveToLibrary",
+    "save_worker": "saveWorker",
+    "library": "libraryApi",
+    "purge": "purge",
+    "reconcile": "reconcile",
+    "sweep": "sweep",
+}
 
 
 def save_to_library_event() -> dict[str, object]:
@@ -134,6 +157,33 @@ def reconcile_event() -> dict[str, object]:
     )
 
 
+def sweep_event() -> dict[str, object]:
+    """The sweep schedule's event (every 15 minutes)."""
+    return scheduled_event(
+        datetime(2026, 11, 25, 9, 45, tzinfo=UTC),
+        event_id="7d6c5b4a-3e2f-4a1b-8c9d-0e1f2a3b4c5e",
+        rule_name="video-library-dev-SweepEventsRuleSchedule1-2B3C4D5E6F7A8",
+    )
+
+
+def save_worker_event() -> dict[str, object]:
+    """What the save queue's event source mapping hands the worker: one message naming the video to save."""
+    body = json.dumps({"video_id": SAMPLE_VIDEO_ID, "requested_at": "2026-11-25T09:05:00Z"})
+    message = {
+        "MessageId": "5b1c9e2a-6d7f-4c3b-9a8e-1f2d3c4b5a69",
+        "ReceiptHandle": "AQEBsample+receipt+handle+of+the+save+queue+message==",
+        "Body": body,
+        "Attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1764061500000",
+            "SenderId": "AROAEXAMPLEROLEID:video-library-dev-saveToLibrary",
+            "ApproximateFirstReceiveTimestamp": "1764061500120",
+        },
+        "MD5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+    }
+    return sqs_event([message], queue_arn("https://sqs.us-east-1.amazonaws.com/123456789012/video-library-dev-saves"))
+
+
 def purge_event(name: str) -> dict[str, object]:
     """The daily schedule's event; ``purge_dry_run`` is the same with ``detail: {"dry_run": true}``."""
     event_id, detail = PURGE_EVENTS[name]
@@ -157,6 +207,8 @@ def main(samples_dir: Path) -> None:
     for name, event in library_events().items():
         write(name, event)
     write("reconcile", reconcile_event())
+    write("sweep", sweep_event())
+    write("save_worker", save_worker_event())
 
 
 if __name__ == "__main__":

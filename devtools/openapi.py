@@ -26,6 +26,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
+from importlib.metadata import version
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -42,7 +43,8 @@ from video_library.http import PathNotFound, error_codes_of, error_schema
 ROOT = Path(__file__).resolve().parent.parent
 SPEC_FILE = ROOT / "openapi.json"
 TITLE = "video-library API"
-VERSION = "1.0.0"
+# The project's one version number (pyproject.toml), as the layer's description and CHANGELOG.md carry it.
+VERSION = version("video-library")
 DESCRIPTION = (
     "Keeps AI-generated videos: PiAPI webhooks, the library, Save to Library into Cloudflare R2. Every route "
     "but the webhook needs a JWT (`Authorization: Bearer ...`) verified by API Gateway; the webhook needs the "

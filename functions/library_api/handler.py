@@ -20,8 +20,11 @@ from video_library.http import caller_id, register_error_handlers, resolve_for_s
 from video_library.library import StorageUsage, VideoPage, VideoView, get_video, list_videos, storage_usage, view_of
 from video_library.models import CAMPAIGN_ID_PATTERN
 from video_library.observability import logger, metrics, tracer
+from video_library.snapstart import register_hooks
 from video_library.status import VideoStatus
 
+# With SnapStart (apiSnapStart), environments restored from one snapshot are made distinct again.
+register_hooks()
 app = APIGatewayHttpResolver(enable_validation=True)
 register_error_handlers(app)
 

@@ -19,8 +19,11 @@ from video_library.http import refusal, register_error_handlers, route_answers
 from video_library.observability import logger, metrics, tracer
 from video_library.piapi import WebhookBody
 from video_library.request_gate import admit_json_body
+from video_library.snapstart import register_hooks
 from video_library.webhook import MAX_DELIVERY_BYTES, admit_delivery, handle_delivery
 
+# With SnapStart (apiSnapStart), environments restored from one snapshot are made distinct again.
+register_hooks()
 app = APIGatewayHttpResolver(enable_validation=True)
 register_error_handlers(app, validation_status=HTTPStatus.BAD_REQUEST)
 

@@ -26,7 +26,10 @@ from video_library.http import caller_id, register_error_handlers, resolve_for_s
 from video_library.library import SaveStatus
 from video_library.observability import logger, metrics, tracer
 from video_library.save import BulkSaveAnswer, SaveRequest, request_save, request_saves
+from video_library.snapstart import register_hooks
 
+# With SnapStart (apiSnapStart), environments restored from one snapshot are made distinct again.
+register_hooks()
 app = APIGatewayHttpResolver(enable_validation=True)
 register_error_handlers(app)
 

@@ -23,6 +23,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
+from video_library import quota
 from video_library.cursor import BadCursor as BadCursor
 from video_library.cursor import decode_cursor, encode_cursor
 from video_library.media_info import MediaInfo
@@ -241,10 +242,11 @@ def bind(settings: Settings | None = None) -> type[VideoRecord]:
 
 
 def create_tables(settings: Settings | None = None, *, wait: bool = True) -> None:
-    """Create the video table with its indexes if it does not exist (idempotent)."""
+    """Create the video table with its indexes, and the quotas table, if they do not exist (idempotent)."""
     table = bind(settings)
     if not table.exists():
         table.create_table(wait=wait, billing_mode=PAY_PER_REQUEST_BILLING_MODE)
+    quota.create_table(settings, wait=wait)
 
 
 def new_video_id() -> str:

@@ -23,6 +23,10 @@ class VideoLibraryError(Exception):
     def to_body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, **self.details}}
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides its JSON body (none, but for a few errors)."""
+        return {}
+
 
 class Unauthorized(VideoLibraryError):
     status = HTTPStatus.UNAUTHORIZED
@@ -129,3 +133,17 @@ class ProviderError(VideoLibraryError):
 
     status = HTTPStatus.BAD_GATEWAY
     code = "provider_error"
+
+
+class ProviderUnreachable(ProviderError):
+    """No connection to PiAPI could be made: the request was never sent (the caller sees a provider_error)."""
+
+
+class QuotaExceeded(VideoLibraryError):
+    """The caller used up a quota (e.g. generations per hour); ``retry_after_s`` says when the next unit is free."""
+
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    code = "quota_exceeded"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.details["retry_after_s"])}

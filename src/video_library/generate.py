@@ -6,11 +6,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from video_library import db
+from video_library import db, quota
+from video_library.errors import ProviderError, ProviderUnreachable, ServiceNotConfigured
 from video_library.models import CAMPAIGN_ID_PATTERN, NewVideo
 from video_library.observability import MetricUnit, logger, metrics
-from video_library.piapi import provider_of
+from video_library.piapi import Task, provider_of
 from video_library.piapi_client import piapi_client
+from video_library.secrets import SecretUnavailable
+from video_library.settings import get_settings
 from video_library.status import VideoStatus
 
 # The video models and task types PiAPI documents for its unified task API (piapi.ai/docs: Kling, Hunyuan,
@@ -58,10 +61,10 @@ class GenerateRequest(BaseModel):
 
 
 def generate_video(user_id: str, request: GenerateRequest) -> db.VideoRecord:
-    """Create the PiAPI task, then the ``pending`` record that its webhook deliveries will move forward."""
-    task = piapi_client().create_task(
-        model=request.model, task_type=request.task_type, task_input={**request.options, "prompt": request.prompt}
-    )
+    """Take one unit of the caller's generate quota, create the PiAPI task, then the ``pending`` record that its
+    webhook deliveries will move forward. QuotaExceeded (429) before anything is asked of PiAPI."""
+    taken = quota.take(quota.GENERATE, user_id, get_settings().generate_quota_per_hour, quota.utcnow())
+    task = _create_task(request, taken)
     record = db.create_video(
         NewVideo(
             user_id=user_id,
@@ -77,3 +80,19 @@ def generate_video(user_id: str, request: GenerateRequest) -> db.VideoRecord:
     metrics.add_metric(name="VideosRequested", unit=MetricUnit.Count, value=1)
     logger.info("video requested", extra={"video_id": record.video_id, "task_id": task.task_id, "model": request.model})
     return record
+
+
+def _create_task(request: GenerateRequest, taken: quota.Taken) -> Task:
+    try:
+        return piapi_client().create_task(
+            model=request.model, task_type=request.task_type, task_input={**request.options, "prompt": request.prompt}
+        )
+    except (ServiceNotConfigured, SecretUnavailable, ProviderUnreachable):
+        quota.give_back(taken)  # nothing was sent
+        raise
+    except ProviderError as exc:
+        # PiAPI answered with a refusal: no task, nothing spent. Without an answer (a timeout, a connection reset
+        # after sending) the task may exist and be billed, so the unit stays taken.
+        if "provider_status" in exc.details:
+            quota.give_back(taken)
+        raise

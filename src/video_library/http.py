@@ -25,11 +25,11 @@ class PathNotFound(VideoLibraryError):
     code = "not_found"
 
 
-def json_response(status: int, body: dict[str, Any]) -> dict[str, Any]:
+def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
     """An API Gateway HTTP API (payload v2) answer, for the few answers given before a resolver runs."""
     return {
         "statusCode": int(status),
-        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "headers": {"Content-Type": content_types.APPLICATION_JSON, **(headers or {})},
         "body": json.dumps(body),
         "isBase64Encoded": False,
     }
@@ -71,7 +71,7 @@ def caller_id(event: Mapping[str, Any]) -> str:
 def refusal(exc: VideoLibraryError) -> dict[str, Any]:
     """The answer to a request refused before the resolver ran (logged like the resolver's refusals)."""
     logger.warning("request refused", extra={"error_code": exc.code, "status": int(exc.status)})
-    return json_response(exc.status, exc.to_body())
+    return json_response(exc.status, exc.to_body(), exc.headers())
 
 
 def resolve_for_signed_in_user(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -97,7 +97,12 @@ def register_error_handlers(
     def _domain_error(exc: VideoLibraryError) -> Response[dict[str, Any]]:
         log = logger.warning if exc.status < HTTPStatus.INTERNAL_SERVER_ERROR else logger.error
         log("request refused", extra={"error_code": exc.code, "status": int(exc.status)})
-        return Response(status_code=exc.status, content_type=content_types.APPLICATION_JSON, body=exc.to_body())
+        return Response(
+            status_code=exc.status,
+            content_type=content_types.APPLICATION_JSON,
+            body=exc.to_body(),
+            headers=exc.headers() or None,
+        )
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(exc: RequestValidationError) -> Response[dict[str, Any]]:

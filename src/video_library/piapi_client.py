@@ -11,10 +11,11 @@ from functools import lru_cache
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from video_library.errors import ProviderError, ServiceNotConfigured
+from video_library.errors import ProviderError, ProviderUnreachable, ServiceNotConfigured
 from video_library.piapi import Task
+from video_library.secrets import Secret, read_secret
 from video_library.settings import Settings, get_settings
 
 TIMEOUT = httpx.Timeout(20.0, connect=5.0)
@@ -29,13 +30,16 @@ class _Envelope(BaseModel):
 
 
 class PiapiClient:
-    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
-        if settings.piapi_api_key is None or not settings.piapi_api_key.get_secret_value():
+    def __init__(
+        self, settings: Settings, transport: httpx.BaseTransport | None = None, *, api_key: SecretStr | None = None
+    ) -> None:
+        api_key = api_key or read_secret(Secret.PIAPI_API_KEY, settings)
+        if api_key is None or not api_key.get_secret_value():
             raise ServiceNotConfigured("PiAPI is not configured (PIAPI_API_KEY is required)")
         self._settings = settings
         self._http = httpx.Client(
             base_url=settings.piapi_base_url.rstrip("/"),
-            headers={"x-api-key": settings.piapi_api_key.get_secret_value(), "accept": "application/json"},
+            headers={"x-api-key": api_key.get_secret_value(), "accept": "application/json"},
             timeout=TIMEOUT,
             transport=transport,
             trust_env=False,
@@ -45,11 +49,12 @@ class PiapiClient:
         """Start a generation; PiAPI will call our webhook with the shared secret as it progresses."""
         body: dict[str, Any] = {"model": model, "task_type": task_type, "input": task_input}
         settings = self._settings
-        if settings.webhook_public_url and settings.piapi_webhook_secret:
+        webhook_secret = read_secret(Secret.PIAPI_WEBHOOK_SECRET, settings) if settings.webhook_public_url else None
+        if settings.webhook_public_url and webhook_secret:
             body["config"] = {
                 "webhook_config": {
                     "endpoint": settings.webhook_public_url,
-                    "secret": settings.piapi_webhook_secret.get_secret_value(),
+                    "secret": webhook_secret.get_secret_value(),
                 }
             }
         return self._call("POST", "/api/v1/task", json=body)
@@ -60,6 +65,8 @@ class PiapiClient:
     def _call(self, method: str, path: str, **kwargs: Any) -> Task:
         try:
             response = self._http.request(method, path, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise ProviderUnreachable(f"PiAPI could not be reached ({type(exc).__name__})") from exc
         except httpx.TimeoutException as exc:
             raise ProviderError("PiAPI did not answer in time") from exc
         except httpx.HTTPError as exc:
@@ -78,11 +85,13 @@ class PiapiClient:
         return envelope.data
 
 
+# Keyed on the key too: once a rotated key comes back from SSM (within SECRETS_MAX_AGE_S), a new client uses it.
 @lru_cache(maxsize=1)
-def _client_for(settings: Settings) -> PiapiClient:
-    return PiapiClient(settings)
+def _client_for(settings: Settings, api_key: SecretStr | None) -> PiapiClient:
+    return PiapiClient(settings, api_key=api_key)
 
 
 def piapi_client() -> PiapiClient:
     """The process's PiAPI client, made on first use (its connections are reused while the Lambda is warm)."""
-    return _client_for(get_settings())
+    settings = get_settings()
+    return _client_for(settings, read_secret(Secret.PIAPI_API_KEY, settings))

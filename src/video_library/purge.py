@@ -309,6 +309,8 @@ def purge_expired_previews(
         metrics.add_metric(name="VideosPurgeKept", unit=MetricUnit.Count, value=run.tally.kept)
         metrics.add_metric(name="VideosPurgeUnfinished", unit=MetricUnit.Count, value=run.tally.unfinished)
     complete = complete and run.tally.unfinished == 0
+    # 1 for a run that left work for the next one: an alarm watches it (a backlog the daily run cannot clear).
+    metrics.add_metric(name="PurgeRunsIncomplete", unit=MetricUnit.Count, value=0 if complete else 1)
     summary = PurgeSummary(cutoff=cutoff, dry_run=options.dry_run, complete=complete, **vars(run.tally))
     logger.info("purge finished", extra=summary.as_dict())
     return summary

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
+from pydantic import SecretStr
 
-from video_library.errors import ServiceNotConfigured
+from video_library.errors import ServiceNotConfigured, StorageUnavailable
+from video_library.secrets import Secret, SecretUnavailable, read_secret
 from video_library.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -56,36 +58,55 @@ def r2_config(max_pool_connections: int = 16, *, total_attempts: int = 4, read_t
 TRANSFER_READ_TIMEOUT_S = 20
 
 
-def make_r2_client(settings: Settings, config: Config | None = None) -> S3Client:
-    if not (settings.r2_endpoint_url and settings.r2_access_key_id and settings.r2_secret_access_key):
+def r2_keys(settings: Settings) -> tuple[SecretStr, SecretStr]:
+    """R2's access key id and secret (from SSM on AWS, cached there); ServiceNotConfigured when R2 is not set up,
+    StorageUnavailable when the keys cannot be read just now (R2 is as good as unreachable then)."""
+    try:
+        key_id = read_secret(Secret.R2_ACCESS_KEY_ID, settings)
+        secret = read_secret(Secret.R2_SECRET_ACCESS_KEY, settings)
+    except SecretUnavailable as exc:
+        raise StorageUnavailable(f"R2's keys could not be read ({exc.message})") from None
+    if not (settings.r2_endpoint_url and key_id and secret):
         raise ServiceNotConfigured("R2 is not configured (R2_ENDPOINT_URL and R2 keys are required)")
+    return key_id, secret
+
+
+def make_r2_client(settings: Settings, config: Config | None = None) -> S3Client:
+    key_id, secret = r2_keys(settings)
+    return _client_with(settings, key_id, secret, config or r2_config())
+
+
+def _client_with(settings: Settings, key_id: SecretStr, secret: SecretStr, config: Config) -> S3Client:
     return boto3.client(
         "s3",
         endpoint_url=settings.r2_endpoint_url,
-        aws_access_key_id=settings.r2_access_key_id.get_secret_value(),
-        aws_secret_access_key=settings.r2_secret_access_key.get_secret_value(),
-        config=config or r2_config(),
+        aws_access_key_id=key_id.get_secret_value(),
+        aws_secret_access_key=secret.get_secret_value(),
+        config=config,
     )
 
 
+# Keyed on the keys too: once a rotated key comes back from SSM (within SECRETS_MAX_AGE_S), a new client uses it.
 @lru_cache(maxsize=1)
-def _client_for(settings: Settings) -> S3Client:
-    return make_r2_client(settings)
+def _client_for(settings: Settings, key_id: SecretStr, secret: SecretStr) -> S3Client:
+    return _client_with(settings, key_id, secret, r2_config())
 
 
 @lru_cache(maxsize=1)
-def _transfer_client_for(settings: Settings) -> S3Client:
-    return make_r2_client(settings, r2_config(total_attempts=1, read_timeout=TRANSFER_READ_TIMEOUT_S))
+def _transfer_client_for(settings: Settings, key_id: SecretStr, secret: SecretStr) -> S3Client:
+    return _client_with(settings, key_id, secret, r2_config(total_attempts=1, read_timeout=TRANSFER_READ_TIMEOUT_S))
 
 
 def r2_client() -> S3Client:
     """The process's R2 client, made on first use and reused across warm invocations."""
-    return _client_for(get_settings())
+    settings = get_settings()
+    return _client_for(settings, *r2_keys(settings))
 
 
 def r2_transfer_client() -> S3Client:
     """The client transfers use: the same R2 settings, but every retry is the caller's (see ``upload``)."""
-    return _transfer_client_for(get_settings())
+    settings = get_settings()
+    return _transfer_client_for(settings, *r2_keys(settings))
 
 
 def stored_object_url(key: str, settings: Settings | None = None) -> str:

@@ -75,6 +75,13 @@ def _parse_host_ports(value: object) -> object:
 # The environment AWS Lambda gives every function (docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html).
 LAMBDA_EXECUTION_ENV_PREFIX = "AWS_Lambda_"
 
+# The settings that are secrets. Each has a twin ``<name>_parameter``: the name of the SSM SecureString that holds
+# it on AWS (video_library.secrets reads it at run time); the plain variable is for local use only.
+SECRET_SETTINGS = ("r2_access_key_id", "r2_secret_access_key", "piapi_api_key", "piapi_webhook_secret")
+PARAMETER_SUFFIX = "_parameter"
+# What SSM accepts as a parameter name (letters, digits, _ . - and / for the hierarchy), at most 1011 characters.
+ParameterName = Annotated[str, Field(pattern=r"^/?[A-Za-z0-9_.\-]+(?:/[A-Za-z0-9_.\-]+)*$", max_length=1011)]
+
 
 class Settings(BaseSettings):
     """Every setting of the service; the environment variable is the field name in upper case."""
@@ -129,6 +136,19 @@ class Settings(BaseSettings):
     # Reconciliation asks PiAPI about tasks still pending/processing this long after they were created.
     reconcile_after_minutes: int = Field(default=10, ge=1)
 
+    # Secrets on AWS: the names of the SSM SecureStrings holding the values above (never the values themselves, which
+    # would be readable in the template and in GetFunctionConfiguration). Read on first use, decrypted, and cached
+    # for ``secrets_max_age_s``, so a rotated value is picked up within that time.
+    r2_access_key_id_parameter: ParameterName | None = None
+    r2_secret_access_key_parameter: ParameterName | None = None
+    piapi_api_key_parameter: ParameterName | None = None
+    piapi_webhook_secret_parameter: ParameterName | None = None
+    secrets_max_age_s: int = Field(default=300, ge=0, le=24 * 3600)
+
+    # Generating spends money at PiAPI: each user may start at most this many generations per clock hour (UTC).
+    quotas_table: str = "quotas"
+    generate_quota_per_hour: int = Field(default=20, ge=1, le=100_000)
+
     # Set by AWS Lambda itself; read only to know where we run.
     aws_lambda_function_name: str | None = None
     aws_execution_env: str | None = None
@@ -143,15 +163,35 @@ class Settings(BaseSettings):
         )
 
     @model_validator(mode="after")
-    def _no_dev_sources_on_lambda(self) -> Settings:
+    def _nothing_local_on_lambda(self) -> Settings:
+        if not self.running_on_lambda:
+            return self
+        problems = []
         # A dev entry turns the address check off for its host: on a deployed function it would open a way
         # into our own network, so a deploy that carries one must not start at all.
-        if self.dev_insecure_source_hosts and self.running_on_lambda:
-            raise ValueError(
+        if self.dev_insecure_source_hosts:
+            problems.append(
                 "DEV_INSECURE_SOURCE_HOSTS is set but this process runs on AWS Lambda: it is for local "
                 "development only (it turns the source address check off); remove it from the function's environment"
             )
+        # A secret in the environment is readable by anyone who may read the function's configuration.
+        plain = [name.upper() for name in SECRET_SETTINGS if getattr(self, name) is not None]
+        if plain:
+            problems.append(
+                f"{', '.join(plain)} {'is' if len(plain) == 1 else 'are'} set in the environment but this process runs "
+                "on AWS Lambda: secrets come from SSM Parameter Store there; set "
+                f"{', '.join(name + PARAMETER_SUFFIX.upper() for name in plain)} to the parameter's name instead"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+    def parameter_of(self, secret: str) -> str | None:
+        """The SSM parameter name configured for one of :data:`SECRET_SETTINGS` (None when there is none)."""
+        if secret not in SECRET_SETTINGS:
+            raise ValueError(f"{secret} is not a secret setting")
+        name: str | None = getattr(self, secret + PARAMETER_SUFFIX)
+        return name
 
 
 @lru_cache(maxsize=1)

@@ -21,6 +21,7 @@ from video_library.errors import ServiceNotConfigured, Unauthorized
 from video_library.models import TaskProgress
 from video_library.observability import MetricUnit, logger, metrics
 from video_library.piapi import Task, UrlPolicy, WebhookBody, bounded_text, ended_at, locate_video, points_consumed
+from video_library.secrets import Secret, read_secret
 from video_library.settings import Settings, get_settings
 from video_library.status import VideoStatus
 
@@ -39,10 +40,11 @@ class DeliveryResult(StrEnum):
 
 
 def admit_delivery(headers: Mapping[str, str] | None, settings: Settings | None = None) -> None:
-    """Count the call and raise unless it carries the configured webhook secret. Fails closed when none is set."""
+    """Count the call and raise unless it carries the configured webhook secret. Fails closed when none is set, and
+    when it cannot be read from SSM (``SecretUnavailable``, 503: PiAPI delivers again later)."""
     metrics.add_metric(name="WebhooksReceived", unit=MetricUnit.Count, value=1)
-    settings = settings or get_settings()
-    expected = settings.piapi_webhook_secret.get_secret_value() if settings.piapi_webhook_secret else ""
+    configured = read_secret(Secret.PIAPI_WEBHOOK_SECRET, settings or get_settings())
+    expected = configured.get_secret_value() if configured else ""
     if not expected:
         logger.error("PIAPI_WEBHOOK_SECRET is not set: every webhook call is refused")
         raise ServiceNotConfigured("the webhook is not configured")

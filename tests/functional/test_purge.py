@@ -668,7 +668,20 @@ def test_the_summary_is_logged_and_the_counts_are_metrics(
     assert {key: finished[0][key] for key in summary} == summary
     assert finished[0]["correlation_id"] == load_event("purge")["id"]
     emitted = emitted_metrics(capsys.readouterr().out)
-    assert emitted == {"VideosPurged": 3, "VideosPurgeKept": 1, "VideosPurgeUnfinished": 0}
+    assert emitted == {"VideosPurged": 3, "VideosPurgeKept": 1, "VideosPurgeUnfinished": 0, "PurgeRunsIncomplete": 0}
+
+
+def test_a_run_that_leaves_work_behind_says_so_in_a_metric(capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN more expired previews than the run may delete
+    for _ in range(3):
+        old_video()
+
+    # WHEN the run stops short
+    summary = run_purge(with_detail(max_items=2))
+
+    # THEN it is counted as incomplete (the "purge not completing" alarm watches this metric)
+    assert summary["complete"] is False
+    assert emitted_metrics(capsys.readouterr().out)["PurgeRunsIncomplete"] == 1
 
 
 def test_purge_page_logs_name_the_deleted_and_kept_videos(logs: io.StringIO) -> None:

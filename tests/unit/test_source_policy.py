@@ -410,6 +410,9 @@ def test_a_host_name_the_resolver_cannot_encode_is_refused_not_a_crash() -> None
 def not_on_lambda(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
     monkeypatch.delenv("AWS_EXECUTION_ENV", raising=False)
+    # On Lambda the settings also refuse a secret in the environment (see test_secrets.py); these tests are not
+    # about that one.
+    monkeypatch.delenv("PIAPI_WEBHOOK_SECRET", raising=False)
     get_settings.cache_clear()
     return monkeypatch
 
