@@ -1,9 +1,14 @@
-"""The deployed table definition is the one the code builds."""
+"""The deployed table definitions are the ones the code builds."""
 
 from __future__ import annotations
 
-from devtools.infra import TABLE_FILE, render
+from pathlib import Path
+
+import pytest
+
+from devtools.infra import TABLES, render
 
 
-def test_committed_table_definition_matches_the_model() -> None:
-    assert TABLE_FILE.read_text() == render(), "infra/videos-table.json is stale: run `make infra`"
+@pytest.mark.parametrize("path", list(TABLES), ids=[path.name for path in TABLES])
+def test_committed_table_definition_matches_the_model(path: Path) -> None:
+    assert path.read_text() == render(path), f"{path} is stale: run `make infra`"
