@@ -323,9 +323,10 @@ def test_a_malformed_message_goes_to_the_dead_letter_queue(stack: SaveStack) -> 
 def test_a_transfer_longer_than_its_first_lease_is_never_purged_under_it(
     stack: SaveStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN leases of 3 s renewed every 0.3 s, a preview old enough to purge, and a transfer of ~6 s
-    monkeypatch.setattr(lease, "LEASE_TTL", timedelta(seconds=3))
-    monkeypatch.setattr(transfer, "LEASE_TTL", timedelta(seconds=3))
+    # GIVEN leases of 4 s renewed every 0.3 s, a preview old enough to purge, and a transfer of ~6 s. (Not 3 s: less
+    # the 1 s of clock safety that leaves under the 2 s an R2 request needs to be started, so the upload never would.)
+    monkeypatch.setattr(lease, "LEASE_TTL", timedelta(seconds=4))
+    monkeypatch.setattr(transfer, "LEASE_TTL", timedelta(seconds=4))
     monkeypatch.setattr(lease, "RENEW_EVERY_S", 0.3)
     monkeypatch.setattr(lease, "CLOCK_SAFETY_S", 1.0)
     size = 6 * MIB
