@@ -407,19 +407,18 @@ def test_dynamodb_throttling_is_classified_as_the_real_thing(
 def test_pynamodb_retries_a_throttled_write(
     aws: LocalAws, faults: FaultyProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN the service's own tables and model, through the proxy, and the next write throttled (a new record is
-    # one transaction with its usage counters)
+    # GIVEN the service's own table and model, through the proxy, and the next PutItem throttled
     monkeypatch.setenv("DYNAMODB_ENDPOINT_URL", faults.url)
     get_settings.cache_clear()
     db.create_tables()
-    rule = faults.add_rule(dynamodb("TransactWriteItems"), dynamodb_throttling())
+    rule = faults.add_rule(dynamodb("PutItem"), dynamodb_throttling())
 
     # WHEN a video record is created
     record = make_video("task-throttled")
 
     # THEN it was written on the second attempt
     assert rule.fired == 1
-    assert [r.client_status for r in faults.requests(dynamodb("TransactWriteItems"))] == [400, 200]
+    assert [r.client_status for r in faults.requests(dynamodb("PutItem"))] == [400, 200]
     assert stored_item_of_videos(aws, record.video_id)["task_id"] == {"S": "task-throttled"}
 
 
