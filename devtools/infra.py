@@ -1,10 +1,10 @@
-"""Write ``infra/videos-table.json`` and ``infra/quotas-table.json``, the CloudFormation definitions of the
-tables, from their models.
+"""Write ``infra/videos-table.json``, ``infra/usage-table.json`` and ``infra/quotas-table.json``, the CloudFormation
+definitions of the tables, from their models.
 
-The tables are described by the PynamoDB models (``video_library.db``, ``video_library.quota``); this renders
-what ``create_tables()`` builds (keys, attribute types, indexes, projections, time to live) as the CloudFormation
-resources serverless.yml deploys, so the deployed tables and the ones tests run against cannot drift apart (a
-test compares them).
+The tables are described by the PynamoDB models (``video_library.db``, ``video_library.usage``,
+``video_library.quota``); this renders what ``create_tables()`` builds (keys, attribute types, indexes,
+projections, time to live) as the CloudFormation resources serverless.yml deploys, so the deployed tables and the
+ones tests run against cannot drift apart (a test compares them).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from moto import mock_aws
 ROOT = Path(__file__).resolve().parent.parent
 TABLE_FILE = ROOT / "infra" / "videos-table.json"
 QUOTAS_TABLE_FILE = ROOT / "infra" / "quotas-table.json"
+USAGE_TABLE_FILE = ROOT / "infra" / "usage-table.json"
 
 
 def _described(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -30,7 +31,11 @@ def _described(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     from video_library.settings import Settings
 
     settings = Settings(
-        videos_table="videos", quotas_table="quotas", aws_region="us-east-1", dynamodb_endpoint_url=None
+        videos_table="videos",
+        usage_table="usage",
+        quotas_table="quotas",
+        aws_region="us-east-1",
+        dynamodb_endpoint_url=None,
     )
     with mock_aws():
         db.create_tables(settings)
@@ -40,12 +45,12 @@ def _described(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return table, ttl
 
 
-def _described_table() -> dict[str, Any]:
-    return _described("videos")[0]
+def _described_table(which: str = "videos") -> dict[str, Any]:
+    return _described(which)[0]
 
 
-def table_resource() -> dict[str, Any]:
-    table = _described_table()
+def table_resource(which: str = "videos", name: str = "${self:custom.videosTable}") -> dict[str, Any]:
+    table = _described_table(which)
     indexes = [
         {
             "IndexName": index["IndexName"],
@@ -59,7 +64,7 @@ def table_resource() -> dict[str, Any]:
         "DeletionPolicy": "Retain",
         "UpdateReplacePolicy": "Retain",
         "Properties": {
-            "TableName": "${self:custom.videosTable}",
+            "TableName": name,
             "BillingMode": "PAY_PER_REQUEST",
             "AttributeDefinitions": sorted(table["AttributeDefinitions"], key=lambda a: a["AttributeName"]),
             "KeySchema": table["KeySchema"],
@@ -95,11 +100,19 @@ def render() -> str:
     return json.dumps(table_resource(), indent=2) + "\n"
 
 
+def render_usage() -> str:
+    return json.dumps(table_resource("usage", "${self:custom.usageTable}"), indent=2) + "\n"
+
+
 def render_quotas() -> str:
     return json.dumps(quotas_table_resource(), indent=2) + "\n"
 
 
 if __name__ == "__main__":
-    for path, text in ((TABLE_FILE, render()), (QUOTAS_TABLE_FILE, render_quotas())):
+    for path, text in (
+        (TABLE_FILE, render()),
+        (USAGE_TABLE_FILE, render_usage()),
+        (QUOTAS_TABLE_FILE, render_quotas()),
+    ):
         path.write_text(text)
         print(f"wrote {path.relative_to(ROOT)}")

@@ -283,10 +283,11 @@ def _seed_saved() -> None:
     queued_at = NOW - timedelta(minutes=40)
     if not db.queue_save(SAVED, USER, queued_at):
         raise RuntimeError("the example video could not be queued")
-    if db.claim_save(SAVED, "example-lease", queued_at + timedelta(minutes=15), queued_at) is None:
+    claimed = db.claim_save(SAVED, "example-lease", queued_at + timedelta(minutes=15), queued_at)
+    if claimed is None:
         raise RuntimeError("the example video's save could not be claimed")
     db.record_saved(
-        SAVED,
+        claimed,
         "example-lease",
         r2_key=key,
         url=f"{PUBLIC_BASE_URL}/{key}",

@@ -14,6 +14,10 @@ it misbehave the ways real sources do:
 | ``once=TOKEN`` | misbehave (status, drop_at) only on the first request carrying TOKEN |
 | ``redirect=URL`` | answer 302 to URL |
 | ``sample=1`` | serve the real MP4 of ``devtools/media/sample.mp4`` (other parameters but ``status`` ignored) |
+| ``image=K`` | serve an image: ``jpg`` (``devtools/media/thumbnail.jpg``; ``size=N`` pads it to N bytes), |
+|  | ``png`` (1x1), ``svg`` (with a script), ``html`` (a web page); ``type=T`` overrides its type, |
+|  | ``delay_ms=N`` waits before answering |
+| ``gone=TOKEN`` | answer 404 once :meth:`VideoSourceServer.expire` was called with TOKEN (a provider deleting) |
 
 It counts the connections it accepts, so a test can prove a refused URL was never fetched.
 """
@@ -34,6 +38,29 @@ from urllib.parse import parse_qs, urlparse
 
 BLOCK = 1024 * 1024
 SAMPLE_MP4 = Path(__file__).resolve().parent / "media" / "sample.mp4"
+THUMBNAIL_JPG = Path(__file__).resolve().parent / "media" / "thumbnail.jpg"
+# A 1x1 transparent PNG.
+TINY_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c63000100000500010d0a2db40000000049454e44ae426082"
+)
+IMAGES: dict[str, tuple[str, bytes]] = {
+    "png": ("image/png", TINY_PNG),
+    "svg": ("image/svg+xml", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'),
+    "html": ("text/html", b"<!doctype html><title>not a picture</title><script>alert(1)</script>"),
+}
+
+
+def image_bytes(kind: str, size: int | None = None) -> tuple[str, bytes]:
+    """The content type and bytes the source serves for ``image=kind`` (a ``jpg`` padded to ``size``)."""
+    if kind == "jpg":
+        data = THUMBNAIL_JPG.read_bytes()
+        if size is not None and size > len(data):
+            data += bytes(size - len(data))  # bytes after the JPEG's end marker: still a JPEG to any reader
+        return "image/jpeg", data
+    return IMAGES[kind]
+
+
 MP4_HEADER = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
 _BASE_BLOCK = random.Random(20261125).randbytes(BLOCK)  # noqa: S311 (test data, not a secret)
 
@@ -75,6 +102,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        gone = params.get("gone")
+        if gone is not None and gone in self.server.expired:
+            params["status"] = "404"
         token = params.get("once")
         if token is not None:
             with self.server.lock:
@@ -91,6 +121,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+            return
+        if "image" in params:
+            default_type, data = image_bytes(params["image"], int(params["size"]) if "size" in params else None)
+            time.sleep(int(params.get("delay_ms", "0")) / 1000)
+            self.send_response(200)
+            self.send_header("Content-Type", params.get("type", default_type))
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
             return
         if params.get("sample") == "1":
             data = SAMPLE_MP4.read_bytes()
@@ -149,6 +188,7 @@ class VideoSourceServer(ThreadingHTTPServer):
         self.connections = 0
         self.paths: list[str] = []
         self.tokens: set[str] = set()
+        self.expired: set[str] = set()
         self.lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -156,6 +196,10 @@ class VideoSourceServer(ThreadingHTTPServer):
         accepted = super().get_request()
         self.connections += 1
         return accepted
+
+    def expire(self, token: str) -> None:
+        """From now on, every URL carrying ``gone=token`` answers 404."""
+        self.expired.add(token)
 
     @property
     def port(self) -> int:

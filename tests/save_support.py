@@ -209,10 +209,19 @@ def stack(
 
 
 def completed_video(
-    url: str, *, user_id: str = "alice", campaign_id: str = "42", raw_url: str | None = None
+    url: str,
+    *,
+    user_id: str = "alice",
+    campaign_id: str = "42",
+    raw_url: str | None = None,
+    thumbnail_url: str | None = None,
+    prompt: str = "a paper boat drifting down a rainy street",
 ) -> db.VideoRecord:
-    """A video PiAPI has finished, its file at ``url`` (and the unwatermarked one at ``raw_url``)."""
-    record = make_video(f"task-{url}-{raw_url}", user_id=user_id, campaign_id=campaign_id)
+    """A video PiAPI has finished, its file at ``url`` (and the unwatermarked one at ``raw_url``, its thumbnail at
+    ``thumbnail_url``)."""
+    record = make_video(
+        f"task-{url}-{raw_url}-{thumbnail_url}-{prompt}", user_id=user_id, campaign_id=campaign_id, prompt=prompt
+    )
     assert record.task_id is not None
     db.apply_task_progress(
         record.video_id,
@@ -221,6 +230,7 @@ def completed_video(
             status=VideoStatus.COMPLETED,
             provider_video_url=url,
             provider_video_raw_url=raw_url or url,
+            thumbnail_url=thumbnail_url,
         ),
     )
     saved = db.get_video(record.video_id, consistent=True)

@@ -14,6 +14,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from video_library.errors import (
+    PreviewExpired,
     SaveInProgress,
     SaveQueueUnavailable,
     ServiceNotConfigured,
@@ -53,6 +54,7 @@ register_error_handlers(app)
         VideoNotFound,
         WrongState,
         SaveInProgress,
+        PreviewExpired,
         SourceNotAllowed,
         SourceGone,  # the provider gave no URL at all
         SaveQueueUnavailable,

@@ -14,6 +14,7 @@ import binascii
 import json
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, Literal
 
 from video_library.strict_json import JsonRefused, parse_object
@@ -26,6 +27,9 @@ KeyType = Literal["S", "N"]
 
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 _DYNAMODB_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]{0,37})(?:\.[0-9]{1,38})?(?:[eE][+-]?[0-9]{1,3})?")
+# DynamoDB's number range: magnitudes from 1E-130 to under 1E+126 (and zero); anything else it refuses outright.
+_SMALLEST_NUMBER = Decimal("1E-130")
+_NUMBER_BOUND = Decimal("1E+126")
 
 
 class BadCursor(ValueError):
@@ -65,4 +69,9 @@ def _has_shape(value: object, kind: KeyType) -> bool:
     text = value[kind]
     if not isinstance(text, str) or not 0 < len(text) <= MAX_VALUE_CHARS:
         return False
-    return kind == "S" or _DYNAMODB_NUMBER.fullmatch(text) is not None
+    if kind == "S":
+        return True
+    if _DYNAMODB_NUMBER.fullmatch(text) is None:
+        return False
+    magnitude = abs(Decimal(text))
+    return magnitude == 0 or _SMALLEST_NUMBER <= magnitude < _NUMBER_BOUND

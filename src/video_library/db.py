@@ -9,23 +9,29 @@ The model's table name and endpoint come from the settings when the first operat
 
 from __future__ import annotations
 
+import random
+import time
 import uuid
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from http import HTTPStatus
 from typing import Any
 
 from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.connection import Connection
 from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE
-from pynamodb.exceptions import DeleteError, PutError, UpdateError
+from pynamodb.exceptions import DeleteError, PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition, Or
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
-from video_library import quota
+from video_library import quota, usage
 from video_library.cursor import BadCursor as BadCursor
-from video_library.cursor import decode_cursor, encode_cursor
+from video_library.errors import VideoLibraryError
 from video_library.media_info import MediaInfo
 from video_library.models import NewVideo, TaskProgress
 from video_library.save_state import SaveState
@@ -35,6 +41,11 @@ from video_library.status import VideoStatus
 CONDITION_FAILED = "ConditionalCheckFailedException"
 # What DynamoDB answers when it throttles a request (capacity, partition or account limits).
 THROTTLING_ERRORS = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
+# A transaction cancelled because another one (or a plain write) held one of its items at that moment, or throttled:
+# worth sending again. (Cancellation reasons, per item, in a TransactionCanceledException.)
+TRANSACTION_RETRY_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
+TRANSACTION_RETRY_ERRORS = THROTTLING_ERRORS | {"TransactionConflictException", "TransactionInProgressException"}
+TRANSACTION_ATTEMPTS = 5
 
 # The purge index's partition key is spread over a few values so that no single index partition takes
 # every new video's write; the purge queries each shard. Changing this number re-shards existing records
@@ -112,6 +123,18 @@ class InFlightByAgeIndex(GlobalSecondaryIndex["VideoRecord"]):
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
+class SavedBySizeIndex(GlobalSecondaryIndex["VideoRecord"]):
+    """Sparse: only saved records carry ``saved_size_bytes``, so "largest first" reads saved videos only, in size
+    order. (One index on purpose: DynamoDB, and so CloudFormation, adds at most one index to a table per update.)"""
+
+    class Meta:
+        index_name = "saved_by_size"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+    saved_size_bytes = NumberAttribute(range_key=True)
+
+
 class PendingWorkIndex(GlobalSecondaryIndex["VideoRecord"]):
     """Sparse: only records with background work not yet finished carry ``pending_shard`` — a save queued or
     running, a failed save whose leftovers are not yet removed, a deletion not yet finished. The sweep reads
@@ -150,6 +173,8 @@ class VideoRecord(Model):
     task_type = UnicodeAttribute(null=True)
     task_id = UnicodeAttribute(null=True)
     prompt = UnicodeAttribute(null=True)
+    # The prompt in lower case (casefolded): what search by prompt compares, as a DynamoDB filter.
+    prompt_search = UnicodeAttribute(null=True)
     status = UnicodeAttribute(default=VideoStatus.PENDING.value)
     error = UnicodeAttribute(null=True)
 
@@ -168,6 +193,19 @@ class VideoRecord(Model):
     size_bytes = NumberAttribute(null=True)
     sha256 = UnicodeAttribute(null=True)
     saved_at = UTCDateTimeAttribute(null=True)
+    content_type = UnicodeAttribute(null=True)  # the saved video's
+    # Key of the largest-first index; present only once saved (the saved file's size).
+    saved_size_bytes = NumberAttribute(null=True)
+    # The provider's thumbnail copied beside the video when it was saved (absent: none, or it could not be copied).
+    thumbnail_key = UnicodeAttribute(null=True)
+    thumbnail_bytes = NumberAttribute(null=True)
+    # What the usage counters count for this record while it is saved (video and thumbnail): a deletion takes
+    # exactly this back.
+    stored_bytes = NumberAttribute(null=True)
+    # The provider's file was found gone (403/404/410) by a save or a check: the preview can never be saved.
+    preview_expired_at = UTCDateTimeAttribute(null=True)
+    # When a check last found the provider's file still there.
+    preview_checked_at = UTCDateTimeAttribute(null=True)
     # Read from the saved file's own header (video_library.media_info); absent when it could not be read.
     duration_s = NumberAttribute(null=True)
     width = NumberAttribute(null=True)
@@ -205,6 +243,7 @@ class VideoRecord(Model):
     unsaved_by_age = UnsavedByAgeIndex()
     in_flight_by_age = InFlightByAgeIndex()
     pending_work = PendingWorkIndex()
+    saved_by_size = SavedBySizeIndex()
 
     @property
     def video_status(self) -> VideoStatus:
@@ -226,38 +265,111 @@ class VideoRecord(Model):
 
 
 _bound_to: Settings | None = None
+_transactions: Connection | None = None
 
 
 def bind(settings: Settings | None = None) -> type[VideoRecord]:
-    """Point the model at the configured table and endpoint (again, if the settings object changed)."""
-    global _bound_to
+    """Point the models (records and usage counters) at the configured tables and endpoint (again, if the
+    settings object changed)."""
+    global _bound_to, _transactions
     settings = settings or get_settings()
     if _bound_to is not settings:
         VideoRecord.Meta.table_name = settings.videos_table
         VideoRecord.Meta.region = settings.aws_region
         VideoRecord.Meta.host = settings.dynamodb_endpoint_url
         VideoRecord._connection = None
+        usage.bind(settings)
+        _transactions = None
         _bound_to = settings
     return VideoRecord
 
 
+def _transaction_connection() -> Connection:
+    """The connection transactions are sent on (the tables' own connections are per table)."""
+    global _transactions
+    bind()
+    if _transactions is None:
+        meta = VideoRecord.Meta
+        _transactions = Connection(
+            region=meta.region,
+            host=meta.host,
+            connect_timeout_seconds=meta.connect_timeout_seconds,
+            read_timeout_seconds=meta.read_timeout_seconds,
+            max_retry_attempts=meta.max_retry_attempts,
+            max_pool_connections=meta.max_pool_connections,
+        )
+    return _transactions
+
+
 def create_tables(settings: Settings | None = None, *, wait: bool = True) -> None:
-    """Create the video table with its indexes, and the quotas table, if they do not exist (idempotent)."""
-    table = bind(settings)
-    if not table.exists():
-        table.create_table(wait=wait, billing_mode=PAY_PER_REQUEST_BILLING_MODE)
+    """Create the video table and the usage table, with their indexes, and the quotas table, where they do not
+    exist (idempotent)."""
+    bind(settings)
+    for table in (VideoRecord, usage.UsageRecord):
+        if not table.exists():
+            table.create_table(wait=wait, billing_mode=PAY_PER_REQUEST_BILLING_MODE)
     quota.create_table(settings, wait=wait)
+
+
+class Throttled(VideoLibraryError):
+    """DynamoDB kept throttling a request (or cancelling a transaction for a conflict) after the retries: worth
+    trying again a little later."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "database_busy"
+    retryable = True
+
+
+def _with_usage(
+    write_record: Callable[[TransactWrite], None],
+    user_id: str,
+    campaign_id: str,
+    change: usage.UsageChange,
+    what: str,
+) -> bool:
+    """One transaction: the record's conditional write (``write_record``) and the increments it makes to its user's
+    and campaign's counters. True when it landed, False when the record's condition did not hold (nothing
+    changed). A transaction cancelled by a conflict (another one on the same counter) or by throttling is sent
+    again with jittered backoff; :class:`Throttled` if that keeps happening."""
+    jitter = random.Random()  # noqa: S311 (jitter, not security)
+    for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+        try:
+            # A token per attempt: botocore's own retries of this request reuse it, so an attempt whose answer
+            # was lost is not applied twice.
+            with TransactWrite(connection=_transaction_connection(), client_request_token=uuid.uuid4().hex) as tx:
+                write_record(tx)
+                for counter, counter_campaign in usage.counters_of(user_id, campaign_id):
+                    tx.update(counter, actions=change.actions(campaign_id=counter_campaign))
+        except TransactWriteError as exc:
+            reasons = {reason.code for reason in exc.cancellation_reasons if reason is not None}
+            if "ConditionalCheckFailed" in reasons:
+                return False
+            if not (reasons & TRANSACTION_RETRY_REASONS or exc.cause_response_code in TRANSACTION_RETRY_ERRORS):
+                raise
+            if attempt == TRANSACTION_ATTEMPTS:
+                raise Throttled(f"{what} kept being cancelled ({sorted(reasons) or exc.cause_response_code})") from exc
+            time.sleep(jitter.uniform(0, min(1.0, 0.05 * 2**attempt)))
+        else:
+            return True
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def new_video_id() -> str:
     return uuid.uuid4().hex
 
 
+def searchable(text: str) -> str:
+    """How prompts are stored for search and how a search is compared with them: case folded."""
+    return text.casefold()
+
+
 def create_video(new: NewVideo) -> VideoRecord:
-    """Store a new record under a fresh id; it enters the purge index until it is saved."""
+    """Store a new record under a fresh id (its campaign registered with its user first); it enters the purge index
+    until it is saved."""
     table = bind()
     now = utcnow()
     video_id = new_video_id()
+    created_at = new.created_at or now
     record = table(
         video_id,
         user_id=new.user_id,
@@ -268,13 +380,15 @@ def create_video(new: NewVideo) -> VideoRecord:
         task_type=new.task_type,
         task_id=new.task_id,
         prompt=new.prompt,
+        prompt_search=searchable(new.prompt),
         status=new.status.value,
         saved_to_r2=False,
-        created_at=new.created_at or now,
+        created_at=created_at,
         updated_at=now,
         purge_shard=purge_shard_of(video_id),
         in_flight_shard=None if new.status.is_terminal else purge_shard_of(video_id),
     )
+    usage.register_campaign(new.user_id, new.campaign_id, created_at)
     try:
         record.save(condition=table.video_id.does_not_exist())
     except PutError as exc:  # a uuid4 collision is not expected; never overwrite whatever is there
@@ -429,6 +543,7 @@ def queue_save(video_id: str, user_id: str, now: datetime) -> bool:
         & (table.status == VideoStatus.COMPLETED.value)
         & (table.saved_to_r2 == False)  # noqa: E712 (a PynamoDB condition, not a comparison)
         & _not_being_deleted()
+        & table.preview_expired_at.does_not_exist()
         & _save_state_in(SaveState.NONE, SaveState.FAILED)
     )
     actions: list[Action] = [
@@ -532,7 +647,7 @@ class LeaseLost(Exception):
 
 
 def record_saved(
-    video_id: str,
+    record: VideoRecord,
     lease_id: str,
     *,
     r2_key: str,
@@ -540,45 +655,61 @@ def record_saved(
     size_bytes: int,
     sha256: str,
     saved_at: datetime,
+    content_type: str | None = None,
     media: MediaInfo | None = None,
-) -> VideoRecord:
-    """Point the record at its R2 object and take it out of the purge and background-work indexes, if our lease
-    still holds."""
+    thumbnail_key: str | None = None,
+    thumbnail_bytes: int = 0,
+) -> None:
+    """Point the record at its R2 object (and thumbnail), take it out of the purge and background-work indexes and
+    count it in its user's and campaign's usage — one transaction, if our lease still holds."""
     table = bind()
-    record = table(video_id)
     facts: list[Action] = []
     if media is not None and media.duration_s is not None:
         facts.append(table.duration_s.set(round(media.duration_s, 3)))
     if media is not None and media.width is not None and media.height is not None:
         facts += [table.width.set(media.width), table.height.set(media.height)]
-    try:
-        record.update(
-            actions=[
-                *facts,
-                table.saved_to_r2.set(True),
-                table.save_state.set(SaveState.SAVED.value),
-                table.r2_key.set(r2_key),
-                table.size_bytes.set(size_bytes),
-                table.bytes_copied.set(size_bytes),
-                table.sha256.set(sha256),
-                table.saved_at.set(saved_at),
-                table.save_progress_at.set(saved_at),
-                table.video_url.set(url),
-                table.video_raw_url.set(url),
-                table.updated_at.set(saved_at),
-                table.purge_shard.remove(),
-                table.save_error.remove(),
-                table.save_error_code.remove(),
-                *_drop_lease(),
-                *_leave_pending_work(),
-            ],
-            condition=_lease_is(lease_id) & (table.saved_to_r2 == False),  # noqa: E712
-        )
-    except UpdateError as exc:
-        if exc.cause_response_code == CONDITION_FAILED:
-            raise LeaseLost(video_id) from exc
-        raise
-    return record
+    if content_type is not None:
+        facts.append(table.content_type.set(content_type))
+    if thumbnail_key is not None:
+        facts += [table.thumbnail_key.set(thumbnail_key), table.thumbnail_bytes.set(thumbnail_bytes)]
+    stored = size_bytes + (thumbnail_bytes if thumbnail_key is not None else 0)
+    actions = [
+        *facts,
+        table.saved_to_r2.set(True),
+        table.save_state.set(SaveState.SAVED.value),
+        table.r2_key.set(r2_key),
+        table.size_bytes.set(size_bytes),
+        table.saved_size_bytes.set(size_bytes),
+        table.stored_bytes.set(stored),
+        table.bytes_copied.set(size_bytes),
+        table.sha256.set(sha256),
+        table.saved_at.set(saved_at),
+        table.save_progress_at.set(saved_at),
+        table.video_url.set(url),
+        table.video_raw_url.set(url),
+        table.updated_at.set(saved_at),
+        table.purge_shard.remove(),
+        table.save_error.remove(),
+        table.save_error_code.remove(),
+        *_drop_lease(),
+        *_leave_pending_work(),
+    ]
+    condition = (
+        _lease_is(lease_id)
+        & (table.saved_to_r2 == False)  # noqa: E712
+        # The counters moved are the ones of the user and campaign the record has.
+        & (table.user_id == record.user_id)
+        & (table.campaign_id == record.campaign_id)
+    )
+    saved = _with_usage(
+        lambda tx: tx.update(table(record.video_id), actions=actions, condition=condition),
+        record.user_id,
+        record.campaign_id,
+        usage.UsageChange(saved_videos=1, saved_bytes=stored),
+        f"recording the save of video {record.video_id}",
+    )
+    if not saved:
+        raise LeaseLost(record.video_id)
 
 
 def retry_save_later(video_id: str, lease_id: str, code: str, message: str, now: datetime) -> bool:
@@ -589,14 +720,56 @@ def retry_save_later(video_id: str, lease_id: str, code: str, message: str, now:
     return _update_if(video_id, actions, _lease_is(lease_id))
 
 
-def fail_save(video_id: str, lease_id: str, code: str, message: str, now: datetime, *, cleaned_up: bool) -> bool:
+def fail_save(
+    video_id: str,
+    lease_id: str,
+    code: str,
+    message: str,
+    now: datetime,
+    *,
+    cleaned_up: bool,
+    preview_gone: bool = False,
+) -> bool:
     """The save stopped for good: ``failed`` with why, the lease given back. ``cleaned_up``: nothing is left at the
-    object's key (checked), so the record leaves the background-work index; otherwise the sweep cleans up."""
-    bind()
+    object's key (checked), so the record leaves the background-work index; otherwise the sweep cleans up.
+    ``preview_gone``: the provider no longer has the file, so the preview is marked expired (it cannot be saved)."""
+    table = bind()
     actions = [*_save_ended(SaveState.FAILED, code, message, now), *_drop_lease()]
     if cleaned_up:
         actions += _leave_pending_work()
+    if preview_gone:
+        actions.append(table.preview_expired_at.set(table.preview_expired_at | now))
     return _update_if(video_id, actions, _lease_is(lease_id))
+
+
+def mark_preview_expired(video_id: str, now: datetime) -> bool:
+    """The provider's file was found gone: the preview is expired for good (never saved, not being deleted).
+    False when it was saved, is being deleted, was already marked, or is gone."""
+    table = bind()
+    condition = (
+        table.video_id.exists()
+        & (table.saved_to_r2 == False)  # noqa: E712
+        & _not_being_deleted()
+        & table.preview_expired_at.does_not_exist()
+    )
+    actions: list[Action] = [
+        table.preview_expired_at.set(now),
+        table.preview_checked_at.set(now),
+        table.updated_at.set(now),
+    ]
+    return _update_if(video_id, actions, condition)
+
+
+def record_preview_available(video_id: str, now: datetime) -> bool:
+    """A check found the provider's file still there: remember when (checks are not repeated right away)."""
+    table = bind()
+    condition = (
+        table.video_id.exists()
+        & (table.saved_to_r2 == False)  # noqa: E712
+        & _not_being_deleted()
+        & table.preview_expired_at.does_not_exist()
+    )
+    return _update_if(video_id, [table.preview_checked_at.set(now)], condition)
 
 
 def fail_stalled_save(video_id: str, code: str, message: str, now: datetime) -> bool:
@@ -639,10 +812,6 @@ def release_lease(video_id: str, lease_id: str) -> bool:
     return _update_if(video_id, _drop_lease(), _lease_is(lease_id))
 
 
-class Throttled(Exception):
-    """DynamoDB kept throttling a request after botocore's own retries: worth trying again a little later."""
-
-
 def _throttled(exc: DeleteError | UpdateError, what: str) -> Throttled | None:
     if exc.cause_response_code in THROTTLING_ERRORS:
         return Throttled(f"{what} was throttled ({exc.cause_response_code})")
@@ -672,7 +841,8 @@ def expired_unsaved(
 def delete_if_never_saved(video_id: str, now: datetime, condition: Condition | None = None) -> bool:
     """Delete, in one conditional write, a record that cannot have anything in R2: never saved, no save ever
     started (so no object, no thumbnail, no multipart upload), none queued or running, no live lease, not being
-    deleted — and ``condition``. False if it was kept (the caller re-reads to decide what else to do).
+    deleted — and ``condition``. Never saved, it counts in no usage counter. False if it was kept (the caller
+    re-reads to decide what else to do).
 
     Raises :class:`Throttled` when DynamoDB still throttles the delete after botocore's own retries."""
     table = bind()
@@ -695,6 +865,13 @@ def delete_if_never_saved(video_id: str, now: datetime, condition: Condition | N
             raise throttled from exc
         raise
     return True
+
+
+def _owned_as(record: VideoRecord) -> Condition:
+    """The record still belongs where ``record`` says (the counters a transaction moves are that user's and
+    campaign's; neither ever changes, the condition only makes it certain)."""
+    owned: Condition = (VideoRecord.user_id == record.user_id) & (VideoRecord.campaign_id == record.campaign_id)
+    return owned
 
 
 def begin_deletion(
@@ -733,18 +910,36 @@ def begin_deletion(
     return record
 
 
-def finish_deletion(video_id: str, lease_id: str) -> bool:
-    """Delete a record whose objects are gone, if our deletion lease still holds it."""
+def finish_deletion(record: VideoRecord, lease_id: str) -> bool:
+    """Delete a record whose objects are gone, if our deletion lease still holds it. ``record`` is the record as
+    :func:`begin_deletion` marked it; a saved one takes off its user's and campaign's counters exactly what they
+    counted for it, in the same transaction."""
     table = bind()
-    try:
-        table(video_id).delete(condition=table.deleting_at.exists() & _lease_is(lease_id))
-    except DeleteError as exc:
-        if exc.cause_response_code == CONDITION_FAILED:
-            return False
-        if (throttled := _throttled(exc, f"deleting video {video_id}")) is not None:
-            raise throttled from exc
-        raise
-    return True
+    condition = table.deleting_at.exists() & _lease_is(lease_id)
+    if not record.saved_to_r2:
+        condition = condition & (table.saved_to_r2 == False)  # noqa: E712
+        try:
+            table(record.video_id).delete(condition=condition)
+        except DeleteError as exc:
+            if exc.cause_response_code == CONDITION_FAILED:
+                return False
+            if (throttled := _throttled(exc, f"deleting video {record.video_id}")) is not None:
+                raise throttled from exc
+            raise
+        return True
+    stored = int(record.stored_bytes or 0)
+    # Saved before the counters existed (no stored_bytes): never counted, so nothing to take off.
+    counted = record.stored_bytes is not None
+    condition = condition & _owned_as(record) & (table.saved_to_r2 == True)  # noqa: E712
+    condition = condition & ((table.stored_bytes == stored) if counted else table.stored_bytes.does_not_exist())
+    change = usage.UsageChange(saved_videos=-1, saved_bytes=-stored) if counted else usage.UsageChange()
+    return _with_usage(
+        lambda tx: tx.delete(table(record.video_id), condition=condition),
+        record.user_id,
+        record.campaign_id,
+        change,
+        f"deleting video {record.video_id}",
+    )
 
 
 def clear_pending_if_saved(video_id: str) -> bool:
@@ -776,41 +971,6 @@ def in_flight_before(cutoff: datetime, *, limit: int) -> list[VideoRecord]:
     return found
 
 
-def user_videos(
-    user_id: str,
-    *,
-    campaign_id: str | None = None,
-    status: VideoStatus | None = None,
-    saved: bool | None = None,
-    limit: int = 24,
-    cursor: str | None = None,
-) -> tuple[list[VideoRecord], str | None]:
-    """A page of a user's videos, newest first (optionally one campaign, one status, saved or not), and the
-    opaque cursor of the next page. A Query on the user's (or user-and-campaign's) index, never a Scan."""
-    table = bind()
-    index: GlobalSecondaryIndex[VideoRecord]
-    if campaign_id is None:
-        index, hash_key, hash_name = table.by_user, user_id, "user_id"
-    else:
-        index, hash_key, hash_name = table.by_user_campaign, user_campaign_key(user_id, campaign_id), "user_campaign"
-    conditions: list[Condition] = [table.deleting_at.does_not_exist()]  # a video being deleted is gone
-    if status is not None:
-        conditions.append(table.status == status.value)
-    if saved is not None:
-        conditions.append(table.saved_to_r2 == saved)
-    condition = None
-    for part in conditions:
-        condition = part if condition is None else condition & part
-    start = decode_cursor(cursor, {hash_name: "S", "created_at": "S", "video_id": "S"})
-    if start is not None and start[hash_name] != {"S": hash_key}:
-        raise BadCursor("the cursor belongs to another listing")
-    results = index.query(
-        hash_key, filter_condition=condition, scan_index_forward=False, limit=limit, last_evaluated_key=start
-    )
-    page = list(results)
-    return page, encode_cursor(results.last_evaluated_key if len(page) == limit else None)
-
-
 def ready_to_save(user_id: str, campaign_id: str, *, limit: int) -> tuple[list[VideoRecord], bool]:
     """Up to ``limit`` of a campaign's completed videos that are not saved and have no save queued or running,
     newest first (a Query on the campaign's index), and whether more may remain."""
@@ -819,6 +979,7 @@ def ready_to_save(user_id: str, campaign_id: str, *, limit: int) -> tuple[list[V
         (table.status == VideoStatus.COMPLETED.value)
         & (table.saved_to_r2 == False)  # noqa: E712
         & table.deleting_at.does_not_exist()
+        & table.preview_expired_at.does_not_exist()
         & _save_state_in(SaveState.NONE, SaveState.FAILED)
     )
     results = table.by_user_campaign.query(
@@ -829,16 +990,3 @@ def ready_to_save(user_id: str, campaign_id: str, *, limit: int) -> tuple[list[V
     )
     found = list(results)
     return found[:limit], len(found) > limit
-
-
-def saved_videos(user_id: str, campaign_id: str | None = None) -> list[VideoRecord]:
-    """Every saved video of a user (or of one campaign), for storage accounting."""
-    table = bind()
-    if campaign_id is None:
-        results = table.by_user.query(user_id, filter_condition=table.saved_to_r2 == True)  # noqa: E712
-    else:
-        results = table.by_user_campaign.query(
-            user_campaign_key(user_id, campaign_id),
-            filter_condition=table.saved_to_r2 == True,  # noqa: E712
-        )
-    return list(results)

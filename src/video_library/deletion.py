@@ -10,6 +10,9 @@ other goes in three steps, so that no ordering of failures leaves an object nobo
    upload at those keys is aborted;
 3. the record is deleted, if our lease still holds it.
 
+Each record deletion is one transaction with the usage counters it was counted in (``db``, ``usage``): the
+videos, and for a saved video its bytes, are taken off exactly once, when the record goes.
+
 If R2 refuses step 2 the record stays marked, and the sweep (or the next purge) does steps 2 and 3 again: the
 object is never orphaned, as it would be if the record went first.
 """
@@ -26,7 +29,7 @@ from video_library import db
 from video_library.deadline import Deadline
 from video_library.errors import OutOfTime, ServiceNotConfigured, StorageUnavailable
 from video_library.observability import logger
-from video_library.r2 import object_keys_of, r2_transfer_client
+from video_library.r2 import object_keys_of, r2_transfer_client, video_object_key
 from video_library.settings import get_settings
 from video_library.upload import abort_unfinished_uploads, delete_objects
 
@@ -66,21 +69,21 @@ def finish(record: db.VideoRecord, lease_id: str) -> DeletionOutcome:
             extra={"video_id": record.video_id, "reason": exc.message},
         )
         return DeletionOutcome.UNFINISHED
-    if not db.finish_deletion(record.video_id, lease_id):
+    if not db.finish_deletion(record, lease_id):
         return DeletionOutcome.UNFINISHED
     return DeletionOutcome.DELETED
 
 
 def remove_objects(campaign_id: str, video_id: str, limit: Deadline) -> None:
-    """Abort unfinished uploads at the video's keys and delete its objects; StorageUnavailable if R2 refuses."""
+    """Abort unfinished uploads at the video's key and delete its objects (the video, its thumbnail);
+    StorageUnavailable if R2 refuses. (Only the video is ever uploaded in parts.)"""
     client = r2_transfer_client()
     bucket = get_settings().r2_bucket
     keys = object_keys_of(campaign_id, video_id)
     if limit.remaining() <= 0:
         raise StorageUnavailable("no time left to delete the objects")
     try:
-        for key in keys:
-            abort_unfinished_uploads(client, bucket, key)
+        abort_unfinished_uploads(client, bucket, video_object_key(campaign_id, video_id))
     except Exception as exc:
         raise StorageUnavailable(f"R2 could not list the unfinished uploads ({type(exc).__name__})") from exc
     delete_objects(client, bucket, keys, limit)

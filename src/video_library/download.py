@@ -16,6 +16,9 @@ The policy (``source.SourcePolicy``) says where a video may come from; this modu
 
 Failures say whether another attempt may help: the file gone (403/404/410) or refused, too large, not a video
 or not allowed are final; errors, throttling, cut-short bodies and timeouts are worth retrying.
+
+The same guarded path fetches a video's thumbnail (``accept=IMAGES``: raster image types only, recognised by their
+first bytes) and checks, without downloading, whether a provider's file is still there (:func:`probe_source`).
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ import hashlib
 import http.client
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import httpx
@@ -35,12 +40,14 @@ from video_library.errors import (
     OutOfTime,
     SourceGone,
     SourceNotAllowed,
+    SourceNotImage,
     SourceNotVideo,
     SourceRefused,
     SourceTooLarge,
     SourceUnavailable,
+    VideoLibraryError,
 )
-from video_library.source import SourcePolicy, redirect_target, sniff_video_type
+from video_library.source import SourcePolicy, redirect_target, sniff_image_type, sniff_video_type
 
 MAX_REDIRECTS = 5
 CONNECT_TIMEOUT_S = 5.0
@@ -53,8 +60,38 @@ READ_SLICE = 256 * 1024
 GONE_STATUSES = frozenset({403, 404, 410})
 # Client errors that say "not now" rather than "never".
 TRANSIENT_CLIENT_STATUSES = frozenset({408, 425, 429})
-_VIDEO_OCTET_TYPES = ("application/octet-stream", "binary/octet-stream")
+_OCTET_TYPES = ("application/octet-stream", "binary/octet-stream")
 USER_AGENT = "video-library/save"
+
+
+def _video_type(declared: str, head: bytes) -> str:
+    if declared.startswith("video/"):
+        return declared
+    if declared in _OCTET_TYPES and (sniffed := sniff_video_type(head)):
+        return sniffed
+    raise SourceNotVideo(f"the source is not a video (content type {declared or 'missing'!r})")
+
+
+def _image_type(declared: str, head: bytes) -> str:
+    # The type is what the bytes are, never only what the source says: a thumbnail is served from our bucket, so
+    # anything but a raster image (an SVG with a script, HTML) must not get there under an image's name.
+    sniffed = sniff_image_type(head)
+    if sniffed is not None and (declared == sniffed or declared in _OCTET_TYPES or declared.startswith("image/")):
+        return sniffed
+    raise SourceNotImage(f"the source is not a JPEG, PNG, WebP or GIF image (content type {declared or 'missing'!r})")
+
+
+@dataclass(frozen=True)
+class Accept:
+    """What a download accepts: the Accept header sent, and the content type decided from the answer's declared
+    type and first bytes (or the refusal)."""
+
+    header: str
+    content_type: Callable[[str, bytes], str]
+
+
+VIDEOS = Accept("video/*, application/octet-stream;q=0.5", _video_type)
+IMAGES = Accept("image/jpeg, image/png, image/webp, image/gif;q=0.8", _image_type)
 
 
 class _GuardedConnect:
@@ -126,10 +163,12 @@ class SourceDownload:
         *,
         max_bytes: int,
         deadline: TimeLimit,
+        accept: Accept = VIDEOS,
     ) -> None:
         self._connection = connection
         self._response = response
         self._deadline = deadline
+        self._accept = accept
         self.max_bytes = max_bytes
         length = response.getheader("content-length", "") or ""
         self.declared_size: int | None = int(length) if length.isdigit() else None
@@ -180,11 +219,7 @@ class SourceDownload:
 
     def _decide_content_type(self) -> str:
         declared = (self._response.getheader("content-type", "") or "").split(";", 1)[0].strip().lower()
-        if declared.startswith("video/"):
-            return declared
-        if declared in _VIDEO_OCTET_TYPES and (sniffed := sniff_video_type(self._head)):
-            return sniffed
-        raise SourceNotVideo(f"the source is not a video (content type {declared or 'missing'!r})")
+        return self._accept.content_type(declared, self._head)
 
     def readinto(self, buffer: bytearray | memoryview) -> int:
         """Fill ``buffer`` from the body; fewer bytes only at the end of the body, 0 once it is over.
@@ -219,9 +254,10 @@ class SourceDownload:
         self._connection.close()
 
 
-@contextmanager
-def open_download(url: str, *, policy: SourcePolicy, max_bytes: int, deadline: TimeLimit) -> Iterator[SourceDownload]:
-    """Open ``url`` for reading after every check; the connection is closed when the block ends."""
+def _answer(
+    url: str, policy: SourcePolicy, deadline: TimeLimit, headers: dict[str, str]
+) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    """GET ``url`` after every check, following redirects (each hop checked again); the final answer, unread."""
     target = policy.check_source_url(url)
     for _hop in range(MAX_REDIRECTS + 1):
         connection = _connection(target, policy, deadline)
@@ -229,11 +265,7 @@ def open_download(url: str, *, policy: SourcePolicy, max_bytes: int, deadline: T
             connection.request(
                 "GET",
                 _target(target),
-                headers={
-                    "Accept": "video/*, application/octet-stream;q=0.5",
-                    "Accept-Encoding": "identity",
-                    "User-Agent": USER_AGENT,
-                },
+                headers={**headers, "Accept-Encoding": "identity", "User-Agent": USER_AGENT},
             )
             response = connection.getresponse()
         except (SourceNotAllowed, SourceUnavailable, OutOfTime):
@@ -257,13 +289,20 @@ def open_download(url: str, *, policy: SourcePolicy, max_bytes: int, deadline: T
             connection.close()
             target = policy.check_source_url(redirect_target(target, location))
             continue
-        break
-    else:
-        # A loop, or a chain no provider makes: asking again would find the same.
-        raise SourceRefused(f"the source redirected more than {MAX_REDIRECTS} times")
+        return connection, response
+    # A loop, or a chain no provider makes: asking again would find the same.
+    raise SourceRefused(f"the source redirected more than {MAX_REDIRECTS} times")
+
+
+@contextmanager
+def open_download(
+    url: str, *, policy: SourcePolicy, max_bytes: int, deadline: TimeLimit, accept: Accept = VIDEOS
+) -> Iterator[SourceDownload]:
+    """Open ``url`` for reading after every check; the connection is closed when the block ends."""
+    connection, response = _answer(url, policy, deadline, {"Accept": accept.header})
     try:
         _classify_status(response.status)
-        download = SourceDownload(connection, response, max_bytes=max_bytes, deadline=deadline)
+        download = SourceDownload(connection, response, max_bytes=max_bytes, deadline=deadline, accept=accept)
     except BaseException:
         response.close()
         connection.close()
@@ -272,3 +311,34 @@ def open_download(url: str, *, policy: SourcePolicy, max_bytes: int, deadline: T
         yield download
     finally:
         download.close()
+
+
+class Presence(StrEnum):
+    AVAILABLE = "available"
+    GONE = "gone"  # 403, 404 or 410: what a save would take as final
+    UNKNOWN = "unknown"  # no clear answer (an error, a timeout, a refusal): nothing can be concluded
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    presence: Presence
+    detail: str
+
+
+def probe_source(url: str, *, policy: SourcePolicy, deadline: TimeLimit) -> ProbeResult:
+    """Whether the provider still has the file at ``url``, asked the way a save asks (the same checks, a GET), but
+    for its first byte only; the body is never read. Never raises for what the source does."""
+    try:
+        connection, response = _answer(url, policy, deadline, {"Accept": "*/*", "Range": "bytes=0-0"})
+    except VideoLibraryError as exc:
+        return ProbeResult(Presence.UNKNOWN, exc.message)
+    try:
+        status = response.status
+    finally:
+        response.close()
+        connection.close()
+    if status in (200, 206):
+        return ProbeResult(Presence.AVAILABLE, f"HTTP {status}")
+    if status in GONE_STATUSES:
+        return ProbeResult(Presence.GONE, f"the provider no longer has this file (HTTP {status})")
+    return ProbeResult(Presence.UNKNOWN, f"the source answered HTTP {status}")

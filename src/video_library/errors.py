@@ -58,6 +58,20 @@ class SaveInProgress(VideoLibraryError):
     code = "save_in_progress"
 
 
+class PreviewExpired(VideoLibraryError):
+    """The provider no longer has the preview's file (found by a save or a check): it can never be saved."""
+
+    status = HTTPStatus.CONFLICT
+    code = "preview_expired"
+
+
+class VideoBusy(VideoLibraryError):
+    """Background work holds the video for a moment (e.g. the sweep removing a failed save's leftovers)."""
+
+    status = HTTPStatus.CONFLICT
+    code = "video_busy"
+
+
 class SourceNotAllowed(VideoLibraryError):
     """The video's URL points somewhere we must not fetch from (scheme, host or address)."""
 
@@ -73,6 +87,13 @@ class SourceTooLarge(VideoLibraryError):
 class SourceNotVideo(VideoLibraryError):
     status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
     code = "source_not_video"
+
+
+class SourceNotImage(VideoLibraryError):
+    """A thumbnail's source is not a raster image we keep (JPEG, PNG, WebP, GIF)."""
+
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    code = "source_not_image"
 
 
 class SourceUnavailable(VideoLibraryError):

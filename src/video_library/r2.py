@@ -32,9 +32,20 @@ def video_object_key(campaign_id: str, video_id: str) -> str:
     return f"campaigns/{campaign_id}/videos/{video_id}.mp4"
 
 
+# The thumbnail types kept, and the extension each is stored under.
+THUMBNAIL_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/gif": "gif"}
+
+
+def thumbnail_object_key(campaign_id: str, video_id: str, content_type: str) -> str:
+    """Where a saved video's thumbnail lives, beside the video; the extension follows the image's type."""
+    return f"campaigns/{campaign_id}/thumbnails/{video_id}.{THUMBNAIL_EXTENSIONS[content_type]}"
+
+
 def object_keys_of(campaign_id: str, video_id: str) -> list[str]:
-    """Every key a video's saves may write (the video and its thumbnail): what a deletion must remove."""
-    return [video_object_key(campaign_id, video_id)]
+    """Every key a video's saves may write (the video, and its thumbnail under any of the kept types): what a
+    deletion, or the cleanup of a failed save, must remove. Deleting a key that holds nothing is a no-op."""
+    thumbnails = [thumbnail_object_key(campaign_id, video_id, kind) for kind in THUMBNAIL_EXTENSIONS]
+    return [video_object_key(campaign_id, video_id), *thumbnails]
 
 
 def r2_config(max_pool_connections: int = 16, *, total_attempts: int = 4, read_timeout: float = 60) -> Config:
@@ -121,11 +132,16 @@ def stored_object_url(key: str, settings: Settings | None = None) -> str:
     return f"{endpoint}/{settings.r2_bucket}/{key}"
 
 
-def playable_url(key: str, settings: Settings | None = None) -> str:
-    """A URL a browser can play now: the public one, or a presigned GET (signing needs no network)."""
+def playable_url(key: str, settings: Settings | None = None, *, content_disposition: str | None = None) -> str:
+    """A URL a browser can use now: the public one, or a presigned GET (signing needs no network).
+
+    ``content_disposition`` makes a presigned GET answer with that ``Content-Disposition`` (S3's
+    ``response-content-disposition``, signed into the URL). A public URL cannot carry it: there the object's own
+    ``Content-Disposition``, set when it was uploaded, is what the browser gets."""
     settings = settings or get_settings()
     if settings.r2_public_base_url:
         return stored_object_url(key, settings)
-    return r2_client().generate_presigned_url(
-        "get_object", Params={"Bucket": settings.r2_bucket, "Key": key}, ExpiresIn=settings.r2_presign_expires_s
-    )
+    params = {"Bucket": settings.r2_bucket, "Key": key}
+    if content_disposition is not None:
+        params["ResponseContentDisposition"] = content_disposition
+    return r2_client().generate_presigned_url("get_object", Params=params, ExpiresIn=settings.r2_presign_expires_s)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 
 from video_library import db, save_queue
 from video_library.errors import (
+    PreviewExpired,
     SaveInProgress,
     SaveQueueUnavailable,
     SourceGone,
@@ -148,6 +149,15 @@ def _check_source(record: db.VideoRecord) -> None:
         raise SourceNotAllowed(exc.message, video_id=record.video_id, **exc.details) from None
 
 
+def _expired(record: db.VideoRecord) -> PreviewExpired:
+    expired_at = record.preview_expired_at.isoformat() if record.preview_expired_at else None
+    return PreviewExpired(
+        "the provider no longer has this video's file: the preview has expired and can no longer be saved",
+        video_id=record.video_id,
+        preview_expired_at=expired_at,
+    )
+
+
 def _stalled(record: db.VideoRecord, now: datetime) -> bool:
     return record.save_stalled(now, STALLED_AFTER)
 
@@ -176,6 +186,8 @@ def _decide(record: db.VideoRecord, user_id: str) -> tuple[HTTPStatus, _Queued |
             video_id=record.video_id,
             status=record.status,
         )
+    if record.preview_expired_at is not None:
+        raise _expired(record)
     _check_source(record)
     now = db.utcnow()
     if record.save_status.in_progress:
@@ -191,6 +203,8 @@ def _decide(record: db.VideoRecord, user_id: str) -> tuple[HTTPStatus, _Queued |
         return HTTPStatus.OK, None
     if current.save_status.in_progress:
         return HTTPStatus.ACCEPTED, None
+    if current.preview_expired_at is not None:
+        raise _expired(current)
     raise SaveInProgress("this video is changing right now; try again in a moment", video_id=record.video_id)
 
 

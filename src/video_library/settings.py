@@ -93,6 +93,8 @@ class Settings(BaseSettings):
 
     # DynamoDB
     videos_table: str = "videos"
+    # Per-user and per-campaign counters (videos, saved videos, bytes kept in R2): one item read per usage answer.
+    usage_table: str = "video-usage"
     dynamodb_endpoint_url: str | None = None
 
     # Cloudflare R2 (S3 API)
@@ -129,6 +131,9 @@ class Settings(BaseSettings):
 
     # Purge
     purge_after_days: int = Field(default=30, ge=1)
+    # How long the provider keeps a result file after the task completes. PiAPI does not publish it (other
+    # aggregators keep 7 days): an estimate, shown to users as the preview's expiry when it comes before the purge.
+    provider_retention_days: int = Field(default=7, ge=1, le=365)
 
     # Library
     # R2 Standard storage price (developers.cloudflare.com/r2/pricing): the storage-usage estimate uses it.

@@ -285,6 +285,19 @@ def sniff_video_type(head: bytes) -> str | None:
     return None
 
 
+def sniff_image_type(head: bytes) -> str | None:
+    """The raster image type a file's first 12 bytes announce (JPEG, PNG, WebP, GIF), else None."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    return None
+
+
 def redirect_target(current: httpx.URL, location: str) -> httpx.URL:
     """Where a redirect's ``Location`` leads from ``current``; SourceNotAllowed when it cannot be parsed."""
     try:

@@ -6,6 +6,10 @@ conditional write (``db.claim_save``), so a duplicate or late message, or a seco
 Everything an attempt may leave (an unfinished multipart upload, an object not yet recorded) is at the video's
 deterministic key, which the record names: the next attempt overwrites it, and a save that fails for good
 removes it before it says so (or, if R2 refuses, leaves the record in the background-work index for the sweep).
+
+The object carries ``Content-Disposition: attachment`` with a name made from the prompt (``download_name``), so a
+public URL downloads under a sensible name too. After the video, the thumbnail is copied beside it (``thumbnail``,
+best effort). A provider that answers 403/404/410 marks the preview expired: it can never be saved.
 """
 
 from __future__ import annotations
@@ -23,14 +27,16 @@ from aws_lambda_powertools.metrics import single_metric
 from video_library import db
 from video_library.deadline import Deadline, TimeLimit, run_within
 from video_library.download import SourceDownload, open_download
+from video_library.download_name import attachment
 from video_library.errors import SourceGone, VideoLibraryError
 from video_library.lease import LEASE_TTL, LeaseKeeper
 from video_library.media_info import MediaInfo, MediaProbe
 from video_library.observability import NAMESPACE, MetricUnit, logger, metrics
-from video_library.r2 import r2_transfer_client, stored_object_url, video_object_key
+from video_library.r2 import object_keys_of, r2_transfer_client, stored_object_url, video_object_key
 from video_library.save_state import SaveState
 from video_library.settings import get_settings
 from video_library.source import SourcePolicy
+from video_library.thumbnail import StoredThumbnail, copy_thumbnail
 from video_library.upload import (
     TRANSFER_ID_METADATA,
     abort_unfinished_uploads,
@@ -82,6 +88,7 @@ class CopyResult:
     content_type: str
     parts: int
     media: MediaInfo | None = None
+    thumbnail: StoredThumbnail | None = None
 
 
 @dataclass
@@ -114,9 +121,16 @@ def backoff_s(attempt: int) -> int:
 
 
 def copy_to_r2(
-    source_url: str, key: str, *, metadata: dict[str, str], limit: TimeLimit, progress: _Progress | None = None
+    source_url: str,
+    key: str,
+    *,
+    metadata: dict[str, str],
+    limit: TimeLimit,
+    progress: _Progress | None = None,
+    disposition: Callable[[str], str] | None = None,
 ) -> CopyResult:
-    """Stream the provider's file into R2 at ``key``: constant memory, every wait within ``limit``."""
+    """Stream the provider's file into R2 at ``key``: constant memory, every wait within ``limit``.
+    ``disposition`` gives the object's ``Content-Disposition`` for the video's content type."""
     settings = get_settings()
     with open_download(
         source_url,
@@ -143,6 +157,7 @@ def copy_to_r2(
             metadata=metadata,
             limit=limit,
             part_size=part_size_for(settings.max_video_bytes),
+            content_disposition=disposition(download.content_type) if disposition is not None else None,
         )
         if probe.problem:
             logger.info("the video's header could not be read whole", extra={"key": key, "problem": probe.problem})
@@ -194,7 +209,9 @@ def attempt_save(video_id: str, *, receive_count: int, remaining_ms: Callable[[]
         if failure.retryable:
             message = f"gave up after {attempts} attempts: {failure.message}"
             return _fail(record, lease_id, "gave_up", message, invocation, outcome=Outcome.GAVE_UP)
-        return _fail(record, lease_id, failure.code, failure.message, invocation)
+        # The provider answered that the file is gone (not merely that it gave no URL): the preview has expired.
+        gone = isinstance(failure, SourceGone) and "status" in failure.details
+        return _fail(record, lease_id, failure.code, failure.message, invocation, preview_gone=gone)
     return _record(record, lease_id, key, copied, started, attempts, invocation)
 
 
@@ -216,7 +233,22 @@ def _copy(record: db.VideoRecord, key: str, lease_id: str, limit: TimeLimit, pro
     except Exception:
         logger.warning("could not look for unfinished uploads", extra={"key": key}, exc_info=True)
     metadata = {"video-id": record.video_id, TRANSFER_ID_METADATA: lease_id}
-    return copy_to_r2(source_url, key, metadata=metadata, limit=limit, progress=progress)
+    copied = copy_to_r2(
+        source_url,
+        key,
+        metadata=metadata,
+        limit=limit,
+        progress=progress,
+        disposition=lambda content_type: attachment(record.prompt, record.video_id, content_type),
+    )
+    copied.thumbnail = copy_thumbnail(
+        record.thumbnail_url,
+        campaign_id=record.campaign_id,
+        video_id=record.video_id,
+        transfer_id=lease_id,
+        limit=limit,
+    )
+    return copied
 
 
 def _bounded(call: Callable[[], T], invocation: Deadline, what: str) -> T:
@@ -267,14 +299,15 @@ def _fail(
     invocation: Deadline,
     *,
     outcome: Outcome = Outcome.FAILED,
+    preview_gone: bool = False,
 ) -> AttemptResult:
-    """Stop for good: remove whatever an attempt may have left at the key, then say failed (and why)."""
+    """Stop for good: remove whatever an attempt may have left at its keys, then say failed (and why)."""
     settings = get_settings()
     key = video_object_key(record.campaign_id, record.video_id)
     client = r2_transfer_client()
     try:
         abort_unfinished_uploads(client, settings.r2_bucket, key)
-        delete_objects(client, settings.r2_bucket, [key], invocation)
+        delete_objects(client, settings.r2_bucket, object_keys_of(record.campaign_id, record.video_id), invocation)
         cleaned = True
     except Exception:
         logger.warning("could not clean up after a failed save; the sweep will", extra={"key": key}, exc_info=True)
@@ -282,7 +315,9 @@ def _fail(
     now = db.utcnow()
     try:
         _bounded(
-            lambda: db.fail_save(record.video_id, lease_id, code, message, now, cleaned_up=cleaned),
+            lambda: db.fail_save(
+                record.video_id, lease_id, code, message, now, cleaned_up=cleaned, preview_gone=preview_gone
+            ),
             invocation,
             "recording the failure",
         )
@@ -306,14 +341,17 @@ def _record(
     try:
         _bounded(
             lambda: db.record_saved(
-                record.video_id,
+                record,
                 lease_id,
                 r2_key=key,
                 url=stored_object_url(key, settings),
                 size_bytes=copied.size,
                 sha256=copied.sha256,
                 saved_at=saved_at,
+                content_type=copied.content_type,
                 media=copied.media,
+                thumbnail_key=copied.thumbnail.key if copied.thumbnail else None,
+                thumbnail_bytes=copied.thumbnail.size if copied.thumbnail else 0,
             ),
             invocation,
             "recording the save",

@@ -277,15 +277,20 @@ def upload_object(
     part_size: int = DEFAULT_PART_SIZE,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     retry: RetryPolicy = DEFAULT_RETRY,
+    content_disposition: str | None = None,
 ) -> UploadedObject:
     """Upload what ``read`` delivers to ``bucket/key``; on any failure nothing is left behind and it propagates.
 
-    ``metadata`` should carry ``transfer-id``: it tells this upload's object from any other at the same key."""
+    ``metadata`` should carry ``transfer-id``: it tells this upload's object from any other at the same key.
+    ``content_disposition`` is stored on the object and sent with it on every GET (e.g. ``attachment; ...``)."""
     if part_size < MIN_PART_SIZE:
         raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes")
+    headers: dict[str, Any] = {"ContentType": content_type, "Metadata": dict(metadata)}
+    if content_disposition is not None:
+        headers["ContentDisposition"] = content_disposition
     buffers = _BufferPool(part_size, max_in_flight + 1)
     try:
-        return _upload(read, client, bucket, key, content_type, metadata, limit, max_in_flight, retry, buffers)
+        return _upload(read, client, bucket, key, headers, metadata, limit, max_in_flight, retry, buffers)
     finally:
         buffers.keep_for_next_time()
 
@@ -295,7 +300,7 @@ def _upload(
     client: S3Client,
     bucket: str,
     key: str,
-    content_type: str,
+    headers: dict[str, Any],
     metadata: Mapping[str, str],
     limit: TimeLimit,
     max_in_flight: int,
@@ -309,10 +314,8 @@ def _upload(
         body = bytes(memoryview(first)[:length])
         buffers.give_back(first)
         with_retries(
-            lambda: client.put_object(
-                Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=dict(metadata)
-            ),
-            what="store the video",
+            lambda: client.put_object(Bucket=bucket, Key=key, Body=body, **headers),
+            what=f"store {key}",
             limit=limit,
             retry=retry,
         )
@@ -323,9 +326,7 @@ def _upload(
     def create() -> str:
         nonlocal creates
         creates += 1
-        return client.create_multipart_upload(
-            Bucket=bucket, Key=key, ContentType=content_type, Metadata=dict(metadata)
-        )["UploadId"]
+        return client.create_multipart_upload(Bucket=bucket, Key=key, **headers)["UploadId"]
 
     upload_id = with_retries(create, what="start a multipart upload", limit=limit, retry=retry)
     parts = _Parts(client, bucket, key, upload_id, buffers, max_in_flight, limit, retry)

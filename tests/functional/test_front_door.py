@@ -385,4 +385,8 @@ def test_a_get_carrying_a_body_is_answered_as_if_it_had_none(body: bytes | str, 
     response = handler(event, LocalLambdaContext())
 
     assert response["statusCode"] == 200
-    assert json.loads(response["body"]) == {"items": [], "next_cursor": None}
+    assert json.loads(response["body"]) == {
+        "items": [],
+        "next_cursor": None,
+        "counts": {"saved_videos": 0, "saved_bytes": 0},
+    }

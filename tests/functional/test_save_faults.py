@@ -20,7 +20,7 @@ from devtools.lambda_context import LocalLambdaContext
 from devtools.queue_poller import QueuePoller
 from devtools.video_source import synthetic_sha256
 from tests.save_support import MIB, PART, SaveStack, call_save, completed_video
-from video_library import db, lease, transfer
+from video_library import db, lease, transfer, usage
 from video_library.r2 import video_object_key
 from video_library.settings import get_settings
 
@@ -113,18 +113,19 @@ def test_an_r2_answer_lost_after_the_request_landed_leaves_nothing_over(
 def test_the_record_updates_answer_lost_after_it_landed_is_still_a_save(
     stack: SaveStack, dynamodb_faults: FaultyProxy
 ) -> None:
-    # GIVEN the save queued, then DynamoDB applying the worker's second UpdateItem (the one that records the save:
-    # the first claims the lease) but losing its answer
+    # GIVEN the save queued, then DynamoDB applying the transaction that records the save (the record and its usage
+    # counters) but losing its answer
     video = completed_video(stack.source.url(size=SMALL))
     assert call_save({"video_id": video.video_id})[0] == 202
-    rule = dynamodb_faults.add_rule(fp.dynamodb("UpdateItem"), fp.lose_answer(), skip=1)
+    rule = dynamodb_faults.add_rule(fp.dynamodb("TransactWriteItems"), fp.lose_answer())
 
     stack.run_worker()
 
-    # THEN botocore's retry found the lease gone (the first write took it away) and the worker read back its own
-    # save: saved in one attempt, the object kept
+    # THEN botocore's retry was answered as done (the same client token) or found the lease gone (the first write
+    # took it away) and the worker read back its own save: saved in one attempt, the object kept, counted once
     assert rule.fired == 1
     saved_whole(stack, video.video_id, SMALL)
+    assert (usage.counts("alice").saved_videos, usage.counts("alice").saved_bytes) == (1, SMALL)
 
 
 def test_dynamodb_throttling_the_claim_and_the_record_is_retried(
@@ -133,6 +134,7 @@ def test_dynamodb_throttling_the_claim_and_the_record_is_retried(
     video = completed_video(stack.source.url(size=SMALL))
     assert call_save({"video_id": video.video_id})[0] == 202
     dynamodb_faults.add_rule(fp.dynamodb("UpdateItem"), fp.dynamodb_throughput_exceeded(), times=2)
+    dynamodb_faults.add_rule(fp.dynamodb("TransactWriteItems"), fp.dynamodb_throughput_exceeded(), times=2)
 
     stack.run_worker()
 

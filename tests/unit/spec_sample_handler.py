@@ -16,12 +16,12 @@ register_error_handlers(app)
 
 
 @app.delete(
-    "/api/video/<video_id>",
-    summary="Delete one of the caller's videos",
+    "/api/video/<video_id>/thumbnail",
+    summary="Delete one of the caller's video's thumbnail",
     tags=["library"],
     responses=route_answers({200: "Deleted"}, VideoNotFound, SaveInProgress),
 )
-def delete_video(video_id: Annotated[str, Path(min_length=1, max_length=128)]) -> dict[str, str]:
+def delete_thumbnail(video_id: Annotated[str, Path(min_length=1, max_length=128)]) -> dict[str, str]:
     raise VideoNotFound("no such video in your library", video_id=video_id)
 
 

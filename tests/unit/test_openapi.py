@@ -68,7 +68,7 @@ def test_each_route_lists_the_codes_its_own_code_raises(document: dict[str, Any]
     front_door = {refusal.code for refusal in front_door_refusals() if refusal.status == 400}
 
     # the save: its declared refusals, the front door's, validation's and the authorizer's
-    assert error_codes(save, "409") == {"wrong_state", "save_in_progress"}
+    assert error_codes(save, "409") == {"wrong_state", "save_in_progress", "preview_expired"}
     assert error_codes(save, "422") == {"invalid_request", "source_not_allowed"}
     assert error_codes(save, "400") == front_door and {"invalid_json", "too_deep", "not_an_object"} <= front_door
     assert error_codes(save, "413") == {"payload_too_large"} and gateway_answers(save, "413")
@@ -103,15 +103,17 @@ def test_every_example_matches_the_schema_it_illustrates(document: dict[str, Any
 def test_a_new_route_needs_nothing_but_its_declaration(tmp_path: Path) -> None:
     # GIVEN serverless.yml with one more function, routed like the others, whose handler declares its refusals
     config = read_serverless()
-    config["functions"]["deleteVideo"] = {
+    config["functions"]["deleteThumbnail"] = {
         "handler": "tests/unit/spec_sample_handler.handler",
-        "events": [{"httpApi": {"method": "DELETE", "path": "/api/video/{video_id}", "authorizer": {"name": "jwt"}}}],
+        "events": [
+            {"httpApi": {"method": "DELETE", "path": "/api/video/{video_id}/thumbnail", "authorizer": {"name": "jwt"}}}
+        ],
     }
     serverless = tmp_path / "serverless.yml"
     serverless.write_text(yaml.safe_dump(config))
 
     # WHEN the spec is generated
-    operation = spec({}, serverless=serverless)["paths"]["/api/video/{video_id}"]["delete"]
+    operation = spec({}, serverless=serverless)["paths"]["/api/video/{video_id}/thumbnail"]["delete"]
 
     # THEN it has its own refusals, and every shared answer that applies to a DELETE behind the authorizer
     assert set(operation["responses"]) == {"200", "401", "404", "409", "422", "429", "500", "503"}
