@@ -264,7 +264,7 @@ class VideoRecord(Model):
         return last_sign is None or last_sign < now - after
 
 
-_bound_to: Settings | None = None
+_bound_to: tuple[str, str, str, str | None] | None = None
 _transactions: Connection | None = None
 
 
@@ -273,14 +273,17 @@ def bind(settings: Settings | None = None) -> type[VideoRecord]:
     settings object changed)."""
     global _bound_to, _transactions
     settings = settings or get_settings()
-    if _bound_to is not settings:
+    # What the connections are made of: settings read again with the same tables and endpoint keep them (a new
+    # botocore client costs ~0.1 s of CPU, and tests read the settings again all the time).
+    where = (settings.videos_table, settings.usage_table, settings.aws_region, settings.dynamodb_endpoint_url)
+    if _bound_to != where:
         VideoRecord.Meta.table_name = settings.videos_table
         VideoRecord.Meta.region = settings.aws_region
         VideoRecord.Meta.host = settings.dynamodb_endpoint_url
         VideoRecord._connection = None
         usage.bind(settings)
         _transactions = None
-        _bound_to = settings
+        _bound_to = where
     return VideoRecord
 
 

@@ -58,19 +58,20 @@ class QuotaCounter(Model):
     expires_at = TTLAttribute(null=True)
 
 
-_bound_to: Settings | None = None
+_bound_to: tuple[str, str, str | None] | None = None
 
 
 def bind(settings: Settings | None = None) -> type[QuotaCounter]:
     """Point the model at the configured table and endpoint (again, if the settings object changed)."""
     global _bound_to
     settings = settings or get_settings()
-    if _bound_to is not settings:
+    where = (settings.quotas_table, settings.aws_region, settings.dynamodb_endpoint_url)
+    if _bound_to != where:
         QuotaCounter.Meta.table_name = settings.quotas_table
         QuotaCounter.Meta.region = settings.aws_region
         QuotaCounter.Meta.host = settings.dynamodb_endpoint_url
         QuotaCounter._connection = None
-        _bound_to = settings
+        _bound_to = where
     return QuotaCounter
 
 

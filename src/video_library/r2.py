@@ -84,13 +84,13 @@ def r2_keys(settings: Settings) -> tuple[SecretStr, SecretStr]:
 
 def make_r2_client(settings: Settings, config: Config | None = None) -> S3Client:
     key_id, secret = r2_keys(settings)
-    return _client_with(settings, key_id, secret, config or r2_config())
+    return _client_with(settings.r2_endpoint_url, key_id, secret, config or r2_config())
 
 
-def _client_with(settings: Settings, key_id: SecretStr, secret: SecretStr, config: Config) -> S3Client:
+def _client_with(endpoint_url: str | None, key_id: SecretStr, secret: SecretStr, config: Config) -> S3Client:
     return boto3.client(
         "s3",
-        endpoint_url=settings.r2_endpoint_url,
+        endpoint_url=endpoint_url,
         aws_access_key_id=key_id.get_secret_value(),
         aws_secret_access_key=secret.get_secret_value(),
         config=config,
@@ -98,26 +98,28 @@ def _client_with(settings: Settings, key_id: SecretStr, secret: SecretStr, confi
 
 
 # Keyed on the keys too: once a rotated key comes back from SSM (within SECRETS_MAX_AGE_S), a new client uses it.
+# Keyed on what the client is made of, not on the whole settings: a setting that has nothing to do with R2 (read
+# again, or changed by a test) does not cost a new client (building one costs ~0.1 s of CPU).
 @lru_cache(maxsize=1)
-def _client_for(settings: Settings, key_id: SecretStr, secret: SecretStr) -> S3Client:
-    return _client_with(settings, key_id, secret, r2_config())
+def _client_for(endpoint_url: str | None, key_id: SecretStr, secret: SecretStr) -> S3Client:
+    return _client_with(endpoint_url, key_id, secret, r2_config())
 
 
 @lru_cache(maxsize=1)
-def _transfer_client_for(settings: Settings, key_id: SecretStr, secret: SecretStr) -> S3Client:
-    return _client_with(settings, key_id, secret, r2_config(total_attempts=1, read_timeout=TRANSFER_READ_TIMEOUT_S))
+def _transfer_client_for(endpoint_url: str | None, key_id: SecretStr, secret: SecretStr) -> S3Client:
+    return _client_with(endpoint_url, key_id, secret, r2_config(total_attempts=1, read_timeout=TRANSFER_READ_TIMEOUT_S))
 
 
 def r2_client() -> S3Client:
     """The process's R2 client, made on first use and reused across warm invocations."""
     settings = get_settings()
-    return _client_for(settings, *r2_keys(settings))
+    return _client_for(settings.r2_endpoint_url, *r2_keys(settings))
 
 
 def r2_transfer_client() -> S3Client:
     """The client transfers use: the same R2 settings, but every retry is the caller's (see ``upload``)."""
     settings = get_settings()
-    return _transfer_client_for(settings, *r2_keys(settings))
+    return _transfer_client_for(settings.r2_endpoint_url, *r2_keys(settings))
 
 
 def stored_object_url(key: str, settings: Settings | None = None) -> str:
