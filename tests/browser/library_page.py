@@ -162,6 +162,34 @@ def queue_save_for_no_worker(stack: RunningStack, monkeypatch: pytest.MonkeyPatc
     assert db.queue_save(video_id, user, db.utcnow())
 
 
+def add_plain_videos(stack: RunningStack, monkeypatch: pytest.MonkeyPatch, user: str, prompts: list[str]) -> None:
+    """Write completed videos straight into the stack's table (many at once, newer than any made so far): a big
+    library without generating it. They have no files: their cards have no picture and nothing to play."""
+    read_its_table(stack, monkeypatch)
+    table = db.bind()
+    now = db.utcnow()
+    with table.batch_write() as batch:
+        for position, prompt in enumerate(prompts):
+            video_id = db.new_video_id()
+            at = now + timedelta(milliseconds=position)
+            batch.save(
+                table(
+                    video_id,
+                    user_id=user,
+                    campaign_id="42",
+                    user_campaign=db.user_campaign_key(user, "42"),
+                    prompt=prompt,
+                    prompt_search=db.searchable(prompt),
+                    status="completed",
+                    saved_to_r2=False,
+                    created_at=at,
+                    updated_at=at,
+                    completed_at=at,
+                    purge_shard=db.purge_shard_of(video_id),
+                )
+            )
+
+
 def bucket_keys(stack: RunningStack, video_id: str) -> list[str]:
     """The keys of the stack's bucket (R2) that belong to this video: its video and its thumbnail once saved."""
     s3 = boto3.client(
