@@ -9,11 +9,12 @@ times back rather than wait days, and pin the browser's clock, so that "today" i
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from playwright.sync_api import Page, Request, expect
+from playwright.sync_api import Locator, Page, Request, Route, expect
 
 from tests.browser.conftest import Screenshot
 from tests.browser.library_page import (
@@ -42,7 +43,16 @@ def _checks_asked(requests: list[Request]) -> list[list[str]]:
     return [sorted(r.post_data_json["video_ids"]) for r in requests if r.url.endswith(CHECK_ROUTE)]
 
 
-def _buttons_and_links(card: Any) -> list[str]:
+def _until(page: Page, condition: Callable[[], bool]) -> None:
+    """Wait (within a generous deadline) until ``condition`` holds; each look lets Playwright deliver the page's
+    events (a routed request) to this process."""
+    deadline = time.monotonic() + SERVER_WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        page.evaluate("0")
+
+
+def _buttons_and_links(card: Locator) -> list[str]:
     return [text.strip() for text in card.locator("button, a[href]").all_text_contents()]
 
 
@@ -88,7 +98,7 @@ def test_previews_say_when_they_expire_and_the_near_ones_are_checked(
     sign_in(page, stack, "ivy")
 
     # THEN each preview says when it expires, the near ones stand out, the saved video says nothing of the kind
-    def expiry_of(name: str) -> Any:
+    def expiry_of(name: str) -> Locator:
         return card_of(page, prompts[name]).locator(".expiry")
 
     expect(expiry_of("in_5_days")).to_have_text("◷ Expires in 5 days")
@@ -154,21 +164,27 @@ def test_a_file_that_cannot_play_says_so_and_the_card_turns_expired(
     # AND PiAPI deletes its files sooner than estimated
     expire_at_piapi(stack, monkeypatch, video_id)
 
-    # WHEN the user plays it
-    with page.expect_request(lambda r: r.url.endswith(CHECK_ROUTE)) as check:
-        card.get_by_role("button", name=f"Play {prompt}").click()
+    # WHEN the user plays it (the page's question to the provider held back a moment, to see the player meanwhile)
+    held: list[Route] = []
+    page.route(f"**{CHECK_ROUTE}", lambda route: held.append(route))
+    card.get_by_role("button", name=f"Play {prompt}").click()
 
-    # THEN the player says it cannot play, instead of a black box; the page asks the provider about it
+    # THEN the player shows a message instead of a black box, and the page asks the provider about that preview
     dialog = page.get_by_role("dialog", name=prompt)
-    expect(dialog.get_by_role("alert")).to_contain_text("This video cannot be played")
+    expect(dialog.get_by_role("alert")).to_have_text(
+        "This video cannot be played: its file could not be loaded. Asking the provider whether it still has it…"
+    )
     expect(dialog.locator("video")).to_be_hidden()
-    assert check.value.post_data_json == {"video_ids": [video_id]}
+    _until(page, lambda: bool(held))
+    assert [route.request.post_data_json for route in held] == [{"video_ids": [video_id]}]
+    screenshot("player-error")
+    held[0].continue_()
 
     # AND once the provider has answered, the player and the card say the preview has expired
     expect(dialog.get_by_role("alert")).to_have_text(
         "This preview has expired: the provider no longer has its file, so it can no longer be played or saved."
     )
-    screenshot("player-error")
+    screenshot("player-expired")
     dialog.get_by_role("button", name="Close").click()
     expect(card.locator(".expired-note")).to_have_text("Preview expired — it can no longer be saved.")
     assert _buttons_and_links(card) == ["Delete"]

@@ -148,8 +148,13 @@ def test_pasted_token_campaigns_failed_videos_and_sign_out(
     expect(card.locator(".facts")).to_contain_text("ProviderLuma")
     screenshot("failed", show=card)
 
-    # AND campaign 42 does not list it; the campaign survives a reload
-    page.get_by_label("Campaign", exact=True).select_option("42")
+    # AND the picker now lists the campaign; campaign 42 (empty, so typed again) does not list the video; the
+    # campaign survives a reload
+    picker = page.get_by_label("Campaign", exact=True)
+    expect(picker.locator("option")).to_have_text(["spring-launch", "New campaign…"])
+    picker.select_option(label="New campaign…")
+    page.get_by_label("New campaign id").fill("42")
+    page.get_by_label("New campaign id").press("Enter")
     expect(page.locator("#list-status")).to_have_text("No videos in campaign 42 yet: generate one above.")
     expect(card).to_have_count(0)
     page.reload()
