@@ -12,7 +12,8 @@
 - Test controls: ``POST /_fake/webhooks {"enabled": false}`` stops webhook deliveries (as when PiAPI's
   delivery fails); ``POST /_fake/expire/{task_id}`` deletes a result file (404 from then on), as PiAPI does, and
   ``POST /_fake/unexpire/{task_id}`` brings it back (to see a retry succeed); ``POST /_fake/flaky/{task_id}
-  {"failures": N}`` answers the next N downloads of the video with 503, a transient failure the save retries.
+  {"failures": N}`` answers the next N downloads of the video with 503, a transient failure the save retries
+  (``"status": 401`` answers them with that status instead: a refusal, which a save does not retry).
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ class FakePiapi(ThreadingHTTPServer):
         self.webhooks_enabled = True
         self.tasks: dict[str, dict[str, Any]] = {}
         self.expired: set[str] = set()
-        self.failures_left: dict[str, int] = {}  # task_id -> downloads still to answer with 503
+        # task_id -> (downloads still to fail, the HTTP status they are answered with)
+        self.failures_left: dict[str, tuple[int, int]] = {}
         self.deliveries: list[tuple[str, str, int]] = []  # (task_id, status, HTTP status of our webhook)
         self.lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -219,10 +221,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.expired.discard(path.rsplit("/", 1)[-1])
             self._json(200, {"unexpired": path.rsplit("/", 1)[-1]})
         elif path.startswith("/_fake/flaky/"):
-            task_id, failures = path.rsplit("/", 1)[-1], (self._read_json() or {}).get("failures", 1)
+            body = self._read_json() or {}
+            task_id = path.rsplit("/", 1)[-1]
+            failures, status = int(body.get("failures", 1)), int(body.get("status", 503))
             with self.server.lock:
-                self.server.failures_left[task_id] = int(failures)
-            self._json(200, {"task_id": task_id, "failures": int(failures)})
+                self.server.failures_left[task_id] = (failures, status)
+            self._json(200, {"task_id": task_id, "failures": failures, "status": status})
         else:
             self._json(404, {"code": 404, "data": None, "message": "not found"})
 
@@ -244,8 +248,8 @@ class _Handler(BaseHTTPRequestHandler):
             task = self.server.tasks.get(task_id)
             if task is None or task_id in self.server.expired:
                 self._json(404, {"message": "file not found"})
-            elif extension == "mp4" and self._fails_now(task_id):
-                self._json(503, {"message": "the fake PiAPI was asked to fail this download"})
+            elif extension == "mp4" and (failure := self._failure_now(task_id)):
+                self._json(failure, {"message": "the fake PiAPI was asked to fail this download"})
             elif extension == "jpg":
                 self._bytes(THUMBNAIL, "image/jpeg")
             elif "fake_size_bytes" in task["input"]:
@@ -255,12 +259,14 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._json(404, {"message": "not found"})
 
-    def _fails_now(self, task_id: str) -> bool:
+    def _failure_now(self, task_id: str) -> int | None:
+        """The HTTP status this download of the video fails with, or None when it is served."""
         with self.server.lock:
-            left = self.server.failures_left.get(task_id, 0)
-            if left > 0:
-                self.server.failures_left[task_id] = left - 1
-            return left > 0
+            left, status = self.server.failures_left.get(task_id, (0, 503))
+            if left <= 0:
+                return None
+            self.server.failures_left[task_id] = (left - 1, status)
+            return status
 
     def _bytes(self, data: bytes, content_type: str) -> None:
         self.send_response(200)

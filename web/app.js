@@ -11,13 +11,28 @@
   const PAGE_SIZE = 24;
   const POLL_MS = 2000;
   const POLL_CONCURRENCY = 6; // requests in flight per polling round: a bulk save must not flood the API
-  const BULK_MAX = 100; // the save route's limit per request
+  const BULK_MAX = 100; // the save and delete routes' limit per request
   const BULK_ROUNDS = 20; // "Save all ready" asks again while the API says there are more, up to this many times
   const TOAST_MS = 8000;
+  // A filtered listing may answer a short page (even an empty one) with a next_cursor: the page asks again until it
+  // has a page's worth, the cursor is null, or this many requests went out (then "Load more" goes on).
+  const FILL_ROUNDS = 10;
+  const CAMPAIGN_PAGES = 10; // GET /api/video/campaigns answers 100 a page: up to 1,000 campaigns in the picker
+  const SEARCH_DEBOUNCE_MS = 300;
+  const DAY_MS = 24 * 60 * 60 * 1000;
+  // What the API calls "expiring soon" (show=expiring): previews due within 3 days, or past their estimate.
+  const EXPIRING_SOON_MS = 3 * DAY_MS;
+  // check-previews takes at most 50 ids, and the API does not ask the provider again about a file it found within
+  // 10 minutes: the page asks about a preview at most once in that time.
+  const CHECK_MAX = 50;
+  const CHECK_COOLDOWN_MS = 10 * 60 * 1000;
+  const SHOW_VALUES = ["all", "saved", "unsaved", "failed", "expiring"];
+  const SORT_VALUES = ["newest", "oldest", "largest"];
+  const LARGEST_SHOWS = ["all", "saved"]; // sort=largest lists saved videos only: the API refuses it with the others
   const TOASTS_KEPT = 3;
   const STORAGE = { token: "videoLibrary.token", user: "videoLibrary.user", campaign: "videoLibrary.campaign" };
-  const STATUS_TEXT = { pending: "Pending", processing: "Generating…", completed: "Completed", failed: "Failed" };
-  const STATUS_ICON = { pending: "◷", processing: "⟳", completed: "●", failed: "✕" };
+  const STATUS_TEXT = { pending: "Pending", processing: "Generating…", completed: "Completed", failed: "Failed", expired: "Expired" };
+  const STATUS_ICON = { pending: "◷", processing: "⟳", completed: "●", failed: "✕", expired: "⊘" };
   // The provider behind a PiAPI model, as people call it ("Qubico/hunyuan" → "Hunyuan").
   const PROVIDER_NAMES = { hunyuan: "Hunyuan", wanx: "Wan", wan: "Wan", kling: "Kling", luma: "Luma", hailuo: "Hailuo" };
   // Why a save did not happen, in words, by the API's error code (save_error.code, or a refused request's code).
@@ -39,6 +54,15 @@
     video_not_found: "the video is not in your library",
     save_in_progress: "the video is changing right now",
     not_configured: "saving is not set up on this server",
+    preview_expired: "the preview has expired: the provider no longer has its file",
+  };
+  // Why a video was not deleted, in words, by the API's error code.
+  const DELETE_REASONS = {
+    save_in_progress: "a save is under way (delete it once the save has finished or failed)",
+    video_busy: "the library is busy with it for a moment (try again in a minute)",
+    database_busy: "the library's database is busy (try again in a moment)",
+    dependency_timeout: "the library's database did not answer in time (try again)",
+    internal_error: "something went wrong on our side",
   };
 
   const $ = (id) => document.getElementById(id);
@@ -51,8 +75,10 @@
     signedInUser: $("signed-in-user"),
     signOut: $("sign-out"),
     library: $("library"),
-    campaignForm: $("campaign-form"),
-    campaignId: $("campaign-id"),
+    campaign: $("campaign"),
+    newCampaignForm: $("new-campaign-form"),
+    newCampaign: $("new-campaign"),
+    newCampaignCancel: $("new-campaign-cancel"),
     usage: $("storage-usage"),
     generatePanel: $("generate-panel"),
     generateForm: $("generate-form"),
@@ -62,6 +88,11 @@
     selectAll: $("select-all"),
     selectionCount: $("selection-count"),
     saveSelected: $("save-selected"),
+    deleteSelected: $("delete-selected"),
+    filters: [...document.querySelectorAll('input[name="show"]')],
+    savedCount: $("saved-count"),
+    sort: $("sort"),
+    search: $("search"),
     listStatus: $("list-status"),
     videos: $("videos"),
     loadMore: $("load-more"),
@@ -69,6 +100,10 @@
     playerTitle: $("player-title"),
     playerVideo: $("player-video"),
     playerError: $("player-error"),
+    confirm: $("confirm"),
+    confirmTitle: $("confirm-title"),
+    confirmText: $("confirm-text"),
+    confirmButton: $("confirm-button"),
     toastStatus: $("toast-status"),
     toastAlert: $("toast-alert"),
   };
@@ -88,6 +123,15 @@
     polling: false,
     epoch: 0, // bumped on sign-in/out and campaign change: answers to older requests are dropped
     outOfTouch: null, // why the last look at the videos got no answer (the cards may be behind), or null
+    nav: { show: "all", sort: "newest", q: "" }, // what the list shows: the listing's show, sort and q
+    listing: 0, // bumped by every list load: an answer to an older one (another filter, search...) is dropped
+    counts: null, // the scope's saved videos and bytes, from the listing or the usage counters
+    campaigns: [], // the caller's campaigns (GET /api/video/campaigns)
+    deleting: new Set(), // video ids whose deletion is on its way
+    checkedAt: new Map(), // video id -> when this page last asked the provider about its preview (ms)
+    suspects: new Set(), // previews whose file failed to play: asked about with the next check
+    checking: false,
+    playing: null, // the video id in the player
   };
 
   // -- the API ------------------------------------------------------------------------------------------
@@ -222,6 +266,24 @@
     return el("time", { datetime: iso, title: FULL_DATE.format(date) }, short.format(date));
   }
 
+  const startOfDay = (date) => new Date(date.getFullYear(), date.getMonth(), date.getDate()).getTime();
+
+  // When a preview goes away, in words: "Expires in 5 days", "Expires tomorrow", "Expires today" (calendar days of
+  // the reader's clock), or "May expire any moment" once the estimate has passed (the provider's retention is an
+  // estimate: the file may still be there). Null for what does not expire: saved videos, unfinished generations,
+  // previews already found gone.
+  function expiryOf(video) {
+    if (video.status !== "completed" || video.preview_expired || saveStateOf(video) === "saved") return null;
+    const at = dateOf(video.preview_expires_at);
+    if (!at) return null;
+    const now = new Date();
+    const left = at.getTime() - now.getTime();
+    if (left <= 0) return { text: "May expire any moment", soon: true, at };
+    const days = Math.round((startOfDay(at) - startOfDay(now)) / DAY_MS); // round: a day with a clock change
+    const text = days <= 0 ? "Expires today" : days === 1 ? "Expires tomorrow" : `Expires in ${days} days`;
+    return { text, soon: left <= EXPIRING_SOON_MS, at };
+  }
+
   // 75 s → "1:15"; 3,700 s → "1:01:40".
   function formatDuration(seconds) {
     const total = Math.max(0, Math.round(Number(seconds) || 0));
@@ -307,11 +369,15 @@
     state.videos.clear();
     state.selected.clear();
     state.requesting.clear();
+    state.deleting.clear();
+    state.suspects.clear();
     state.batches = [];
     state.bulkBusy = false;
     state.outOfTouch = null;
     state.nextCursor = null;
+    state.counts = null;
     ui.videos.replaceChildren();
+    renderCounts();
     renderSelection();
   }
 
@@ -321,6 +387,9 @@
     sessionStorage.removeItem(STORAGE.token);
     sessionStorage.removeItem(STORAGE.user);
     forgetVideos();
+    state.campaigns = [];
+    state.checkedAt.clear();
+    setNav({ show: "all", sort: "newest", q: "" });
     ui.library.hidden = true;
     ui.signedIn.hidden = true;
     ui.signIn.hidden = false;
@@ -331,11 +400,12 @@
     ui.signedIn.hidden = false;
     ui.signedInUser.textContent = state.user;
     ui.library.hidden = false;
-    ui.campaignId.value = state.campaign;
+    renderCampaigns();
     // The page scrolls in its own area: with nothing in it focused, Page Down and the arrows would scroll nothing.
     if (!ui.library.contains(document.activeElement)) ui.page.focus({ preventScroll: true });
     loadList();
     loadUsage();
+    loadCampaigns();
   }
 
   ui.localSignIn.addEventListener("submit", async (event) => {
@@ -445,37 +515,70 @@
 
   // -- the list ---------------------------------------------------------------------------------------------
 
-  async function loadList({ more = false } = {}) {
+  // What the listing asks for: the campaign, the filter, the order and the search (defaults left out).
+  function listParams() {
+    const { show, sort, q } = state.nav;
+    return {
+      campaign_id: state.campaign,
+      show: show === "all" ? null : show,
+      sort: sort === "newest" ? null : sort,
+      q: q || null,
+    };
+  }
+
+  // A page of videos. Filters and search may answer short pages (even empty ones) with a next_cursor: those are
+  // normal, so the page asks again until it holds PAGE_SIZE videos or the cursor is null (within FILL_ROUNDS).
+  // ``first``: a video just generated, shown first even if the listing's index has not caught up with it yet.
+  async function loadList({ more = false, first = null } = {}) {
     const epoch = state.epoch;
-    const campaign = state.campaign;
+    state.listing += 1;
+    const listing = state.listing;
+    const stale = () => epoch !== state.epoch || listing !== state.listing;
+    const params = listParams();
     if (!more) ui.listStatus.textContent = "Loading videos…";
     ui.loadMore.disabled = true;
     try {
-      const page = await api(
-        "GET",
-        `/api/video/library?${query({ campaign_id: campaign, limit: PAGE_SIZE, cursor: more ? state.nextCursor : null })}`,
-      );
-      if (epoch !== state.epoch) return;
+      let cursor = more ? state.nextCursor : null;
+      const items = [];
+      let counts = null;
+      for (let round = 0; round < FILL_ROUNDS; round += 1) {
+        const page = await api("GET", `/api/video/library?${query({ ...params, limit: PAGE_SIZE - items.length, cursor })}`);
+        if (stale()) return;
+        items.push(...page.items);
+        cursor = page.next_cursor;
+        counts = page.counts;
+        if (!cursor || items.length >= PAGE_SIZE) break;
+      }
+      if (first && !items.some((video) => video.video_id === first.video_id)) items.unshift(first);
       const outcomes = newOutcomes();
       const previous = state.videos;
       if (!more) state.videos = new Map();
-      for (const video of page.items) {
+      for (const video of items) {
         if (!more && previous.has(video.video_id)) state.videos.set(video.video_id, previous.get(video.video_id));
         receive(video, outcomes);
       }
-      if (!more) {
-        for (const id of [...state.selected]) if (!state.videos.has(id)) state.selected.delete(id);
-      }
-      state.nextCursor = page.next_cursor;
+      if (!more) forgetWhatLeftTheList();
+      state.nextCursor = cursor;
+      state.counts = counts;
       state.outOfTouch = null;
       renderList();
+      renderCounts();
       announce(outcomes);
+      checkPreviews();
     } catch (error) {
-      if (epoch !== state.epoch) return;
+      if (stale()) return;
       ui.listStatus.textContent = `Could not load the videos: ${error.message}.`;
     } finally {
-      ui.loadMore.disabled = false;
+      if (!stale()) ui.loadMore.disabled = false;
     }
+  }
+
+  // Another filter or search shows other videos: what the page held for those no longer listed goes (a bulk save's
+  // summary then speaks for the videos still in view).
+  function forgetWhatLeftTheList() {
+    for (const id of [...state.selected]) if (!state.videos.has(id)) state.selected.delete(id);
+    for (const batch of state.batches) for (const id of [...batch.pending]) if (!state.videos.has(id)) batch.pending.delete(id);
+    state.batches = state.batches.filter((batch) => batch.pending.size > 0);
   }
 
   async function loadUsage() {
@@ -484,6 +587,10 @@
     try {
       const usage = await api("GET", `/api/video/storage-usage?${query({ campaign_id: campaign })}`);
       if (epoch !== state.epoch) return;
+      // The same counters as the listing's counts, read after a save or a deletion changed them.
+      state.counts = { saved_videos: usage.saved_videos, saved_bytes: usage.total_bytes };
+      renderCounts();
+      noteCampaignCounts(campaign, usage.saved_videos);
       if (!usage.saved_videos) {
         ui.usage.textContent = `Storage: no saved videos in campaign ${campaign} yet.`;
         return;
@@ -509,15 +616,44 @@
     schedulePoll();
   }
 
-  function renderListStatus() {
+  // What the list holds, in words: "3 videos in campaign 42.", "1 saved video matching “boat” in campaign 42,
+  // largest first (more below)."
+  function describeList() {
     const count = state.videos.size;
-    const listed = count
-      ? `${plural(count, "video")} in campaign ${state.campaign}${state.nextCursor ? " (more below)" : ""}.`
-      : `No videos in campaign ${state.campaign} yet: generate one above.`;
+    const { q, sort } = state.nav;
+    // Largest first lists saved videos only, whatever the filter says.
+    const show = sort === "largest" && state.nav.show === "all" ? "saved" : state.nav.show;
+    const [one, many] = {
+      all: ["video", "videos"],
+      saved: ["saved video", "saved videos"],
+      unsaved: ["unsaved video", "unsaved videos"],
+      failed: ["failed video", "failed videos"],
+      expiring: ["preview expiring soon", "previews expiring soon"],
+    }[show];
+    const matching = q ? ` matching “${q}”` : "";
+    const where = ` in campaign ${state.campaign}`;
+    if (!count) {
+      if (show === "all" && !q) return `No videos${where} yet: generate one above.`;
+      const further = state.nextCursor ? " so far: Load more looks further" : "";
+      return `No ${many}${matching}${where}${further}.`;
+    }
+    const order = sort === "largest" ? ", largest first" : sort === "oldest" ? ", oldest first" : "";
+    return `${count} ${count === 1 ? one : many}${matching}${where}${order}${state.nextCursor ? " (more below)" : ""}.`;
+  }
+
+  function renderListStatus() {
+    const listed = describeList();
     ui.listStatus.classList.toggle("list-status-problem", Boolean(state.outOfTouch));
     ui.listStatus.textContent = state.outOfTouch
       ? `${listed} The cards may be out of date: ${state.outOfTouch}; still trying.`
       : listed;
+  }
+
+  // The listing's counts: how many videos the campaign keeps saved, on the "Saved" filter.
+  function renderCounts() {
+    const saved = state.counts ? Number(state.counts.saved_videos) || 0 : null;
+    ui.savedCount.textContent = saved === null ? "" : String(saved);
+    ui.savedCount.hidden = saved === null;
   }
 
   // A look at the videos got an answer (or none): say so when that changes.
@@ -546,18 +682,31 @@
     existing.replaceWith(card);
     if (focused) {
       const again = card.querySelector(`[data-action="${focused}"]`);
-      (again || card.querySelector("h3")).focus();
+      (again && !again.disabled ? again : card.querySelector("h3")).focus();
     }
   }
 
   const cardSignature = (video) =>
-    JSON.stringify([video, state.selected.has(video.video_id), state.requesting.has(video.video_id)]);
+    JSON.stringify([
+      video,
+      state.selected.has(video.video_id),
+      state.requesting.has(video.video_id),
+      state.deleting.has(video.video_id),
+    ]);
 
   // Presigned URLs change with every answer; the picture only needs fetching again when the object does.
   const withoutQuery = (url) => String(url || "").split("?")[0];
   const playable = (video) => video.status === "completed" && Boolean(video.video_url);
   const thumbSignature = (video) =>
-    JSON.stringify([video.status, withoutQuery(video.thumbnail_url), withoutQuery(video.video_url), video.duration_s]);
+    JSON.stringify([
+      video.status,
+      Boolean(video.preview_expired),
+      withoutQuery(video.thumbnail_url),
+      withoutQuery(video.video_url),
+      video.duration_s,
+    ]);
+  // The generation's status as the card shows it: a preview whose file is gone is "Expired", not "Completed".
+  const shownStatus = (video) => (video.status === "completed" && video.preview_expired ? "expired" : video.status);
 
   function renderCard(video, keptThumb = null) {
     const titleId = `title-${video.video_id}`;
@@ -565,9 +714,9 @@
     const card = el(
       "li",
       {
-        className: `card card-${video.status}`,
+        className: `card card-${shownStatus(video)}`,
         "data-video-id": video.video_id,
-        "data-status": video.status,
+        "data-status": shownStatus(video),
         "data-save-state": saveState,
         "data-signature": cardSignature(video),
         "data-thumb": thumbSignature(video),
@@ -593,6 +742,7 @@
             el("h3", { id: titleId, tabindex: "-1", title: video.prompt || "" }, shorten(video.prompt)),
           ),
           renderFacts(video, saveState),
+          renderExpiry(video),
           renderSaveProgress(video, saveState),
           renderNotes(video),
           renderActions(video, saveState, titleId),
@@ -603,7 +753,7 @@
   }
 
   function renderThumb(video) {
-    const picture = playable(video) ? renderPicture(video) : placeholder(video.status);
+    const picture = playable(video) ? renderPicture(video) : placeholder(shownStatus(video));
     const children = [picture];
     if (playable(video)) {
       children.push(el("span", { className: "play-icon", "aria-hidden": "true" }));
@@ -675,6 +825,7 @@
       failed: "No video",
       completed: "No picture",
       unplayable: "No preview",
+      expired: "Preview expired",
     }[status] || "Generating…";
     return el("div", { className: `placeholder placeholder-${status}` }, el("span", { className: "icon", "aria-hidden": "true" }), el("span", {}, text));
   }
@@ -690,9 +841,9 @@
         {},
         el(
           "span",
-          { className: `badge badge-${video.status}` },
-          el("span", { "aria-hidden": "true" }, `${STATUS_ICON[video.status] || "?"} `),
-          el("span", { className: "status-text" }, STATUS_TEXT[video.status] || video.status),
+          { className: `badge badge-${shownStatus(video)}` },
+          el("span", { "aria-hidden": "true" }, `${STATUS_ICON[shownStatus(video)] || "?"} `),
+          el("span", { className: "status-text" }, STATUS_TEXT[shownStatus(video)] || video.status),
         ),
       ),
       el("dt", {}, "Provider"),
@@ -710,7 +861,8 @@
 
   // queued → saving (a bar with percent, size, elapsed) → saved; or failed with why; "Retrying..." between attempts.
   function renderSaveProgress(video, saveState) {
-    if (video.status !== "completed") return null;
+    // An expired preview's card says that instead (a save that failed on it failed because the file was gone).
+    if (video.status !== "completed" || video.preview_expired) return null;
     const error = saveErrorOf(video);
     const attempts = Number(video.save_attempts) || 0;
     if (saveState === "failed") {
@@ -778,56 +930,106 @@
     for (const node of card.querySelectorAll("[data-since]")) node.textContent = elapsedSince(node.dataset.since) || "";
   }
 
+  // "Expires in 5 days" under the facts of a preview that can still be saved (a save under way will keep it).
+  function renderExpiry(video) {
+    const expiry = saveInProgress(video) ? null : expiryOf(video);
+    if (!expiry) return null;
+    const title = `The provider's copy is expected to go around ${FULL_DATE.format(expiry.at)} (an estimate): save the video to keep it.`;
+    return el(
+      "p",
+      { className: `expiry${expiry.soon ? " expiry-soon" : ""}` },
+      el("span", { className: "expiry-icon", "aria-hidden": "true" }, "◷ "),
+      el("time", { datetime: video.preview_expires_at, title }, expiry.text),
+    );
+  }
+
   function renderNotes(video) {
     const notes = [];
     if (video.status === "failed") notes.push(el("p", { className: "note note-error" }, `Generation failed: ${video.error || "no reason given"}.`));
     if (video.status === "pending" || video.status === "processing") {
       notes.push(el("p", { className: "note" }, "This card updates itself when the video is ready."));
     }
+    if (video.status === "completed" && video.preview_expired) {
+      const found = dateOf(video.preview_expired_at);
+      notes.push(
+        el(
+          "p",
+          { className: "note note-error expired-note", title: found ? `The provider's file was found gone on ${FULL_DATE.format(found)}.` : null },
+          "Preview expired — it can no longer be saved.",
+        ),
+      );
+    }
     return notes;
   }
 
+  // Save (or Retry), or the saved mark, on the first line; then Download (a saved video: R2 answers with the file's
+  // name) or Open (a preview: the provider's file, on another origin, which a browser opens rather than downloads),
+  // and Delete, on every card, at the end of the line.
   function renderActions(video, saveState, titleId) {
-    const actions = el("div", { className: "actions" });
     const requesting = state.requesting.has(video.video_id);
-    if (video.status === "completed" && (video.video_raw_url || video.video_url)) {
-      actions.append(
-        el(
-          "a",
-          {
-            className: "button secondary",
-            "data-action": "download",
-            href: video.video_raw_url || video.video_url,
-            download: `${video.video_id}.mp4`,
-            target: "_blank",
-            rel: "noopener",
-            "aria-describedby": titleId,
-          },
-          "Download",
-        ),
-      );
-    }
+    const deleting = state.deleting.has(video.video_id);
+    const usable = video.status === "completed" && !video.preview_expired;
+    let main = null;
     if (saveState === "saved") {
-      actions.append(el("p", { className: "saved-mark" }, "✓ Saved to Library"));
-    } else if (video.status === "completed" && (saveState === "none" || saveState === "failed")) {
+      main = el("p", { className: "saved-mark" }, "✓ Saved to Library");
+    } else if (usable && (saveState === "none" || saveState === "failed")) {
       const retry = saveState === "failed";
-      actions.append(
-        el(
-          "button",
-          {
-            type: "button",
-            className: "save",
-            "data-action": "save",
-            "aria-describedby": titleId,
-            disabled: requesting,
-            "aria-busy": requesting ? "true" : null,
-            onclick: () => save(video.video_id),
-          },
-          requesting ? "Asking…" : retry ? "Retry" : "Save to Library",
-        ),
+      main = el(
+        "button",
+        {
+          type: "button",
+          className: "save",
+          "data-action": "save",
+          "aria-describedby": titleId,
+          disabled: requesting,
+          "aria-busy": requesting ? "true" : null,
+          onclick: () => save(video.video_id),
+        },
+        requesting ? "Asking…" : retry ? "Retry" : "Save to Library",
       );
     }
-    return actions;
+    let file = null;
+    if (usable && saveState === "saved" && video.download_url) {
+      file = el(
+        "a",
+        {
+          className: "button secondary",
+          "data-action": "download",
+          href: video.download_url,
+          download: video.download_filename || `${video.video_id}.mp4`,
+          "aria-describedby": titleId,
+        },
+        "Download",
+      );
+    } else if (usable && (video.video_raw_url || video.video_url)) {
+      file = el(
+        "a",
+        {
+          className: "button secondary",
+          "data-action": "open",
+          href: video.video_raw_url || video.video_url,
+          target: "_blank",
+          rel: "noopener",
+          title: "Opens the provider's file in a new tab. Save it to the library to download it with its name.",
+          "aria-describedby": titleId,
+        },
+        "Open",
+      );
+    }
+    const remove = el(
+      "button",
+      {
+        type: "button",
+        className: "secondary danger-quiet delete",
+        "data-action": "delete",
+        "aria-describedby": titleId,
+        disabled: deleting,
+        "aria-busy": deleting ? "true" : null,
+        onclick: () => deleteOne(video.video_id),
+      },
+      deleting ? "Deleting…" : "Delete",
+    );
+    return el("div", { className: "actions" }, main, el("div", { className: "actions-row" }, file, remove));
   }
 
   // -- selection ---------------------------------------------------------------------------------------------
@@ -844,7 +1046,9 @@
     const count = state.selected.size;
     const total = state.videos.size;
     ui.selectionCount.textContent = count ? `${count} selected` : "None selected";
+    ui.selectionCount.closest(".selection-bar").classList.toggle("selection-none", count === 0);
     ui.saveSelected.disabled = count === 0 || state.bulkBusy;
+    ui.deleteSelected.disabled = count === 0 || state.bulkBusy;
     ui.saveAllReady.disabled = state.bulkBusy;
     ui.selectAll.checked = total > 0 && count === total;
     ui.selectAll.indeterminate = count > 0 && count < total;
@@ -1077,11 +1281,349 @@
     });
   });
 
+  // -- deleting: one card, or the selected ones; the page asks first -----------------------------------------------
+
+  // Asks in a dialog; resolves true when the user confirms. Cancel (the default button), Escape or Close: false.
+  function confirmDialog(title, text, action) {
+    ui.confirmTitle.textContent = title;
+    ui.confirmText.textContent = text;
+    ui.confirmButton.textContent = action;
+    ui.confirm.returnValue = "";
+    ui.confirm.showModal();
+    return new Promise((resolve) => {
+      ui.confirm.addEventListener("close", () => resolve(ui.confirm.returnValue === "confirm"), { once: true });
+    });
+  }
+
+  // What a deletion removes, said before it happens.
+  function deletionWarning(videos) {
+    const saved = videos.filter((video) => saveStateOf(video) === "saved");
+    const previews = videos.length - saved.length;
+    const bytes = saved.reduce((total, video) => total + (Number(video.size_bytes) || 0), 0);
+    const parts = [];
+    if (videos.length === 1 && saved.length === 1) {
+      parts.push(`Its saved copy (${formatBytes(bytes)}) is removed from the library's storage.`);
+    } else if (videos.length === 1) {
+      parts.push("It is removed from your library.");
+    } else {
+      if (saved.length) parts.push(`${plural(saved.length, "saved copy", "saved copies")} (${formatBytes(bytes)}) are removed from the library's storage.`);
+      if (previews) parts.push(`${plural(previews, "video")} not saved ${previews === 1 ? "is" : "are"} removed from your library.`);
+    }
+    parts.push("This cannot be undone.");
+    return parts.join(" ");
+  }
+
+  const deleteReason = (code, message) => DELETE_REASONS[code] || REASONS[code] || message || "no reason was given";
+
+  // Cards whose videos are gone (deleted, being deleted, or found gone): out of the list, the selection and the
+  // polling. Focus moves to the next card, so the keyboard does not lose its place.
+  function removeFromView(ids) {
+    const gone = new Set(ids.filter((id) => state.videos.has(id)));
+    if (!gone.size) return;
+    const focusWasIn = [...gone].some((id) => cardOf(id)?.contains(document.activeElement));
+    const cards = [...ui.videos.children];
+    const firstGone = cards.findIndex((card) => gone.has(card.dataset.videoId));
+    const next = cards.slice(firstGone).find((card) => !gone.has(card.dataset.videoId)) ||
+      cards.slice(0, firstGone).reverse().find((card) => !gone.has(card.dataset.videoId));
+    for (const id of gone) {
+      state.videos.delete(id);
+      state.selected.delete(id);
+      state.requesting.delete(id);
+      for (const batch of state.batches) batch.pending.delete(id);
+      cardOf(id)?.remove();
+    }
+    state.batches = state.batches.filter((batch) => batch.pending.size > 0);
+    renderListStatus();
+    renderSelection();
+    if (focusWasIn || !ui.library.contains(document.activeElement)) {
+      (next ? next.querySelector("h3") : ui.listStatus.closest("section").querySelector("h2")).focus();
+    }
+  }
+
+  async function deleteOne(id) {
+    const video = state.videos.get(id);
+    if (!video || state.deleting.has(id)) return;
+    const name = `“${shorten(video.prompt, 40)}”`;
+    if (!(await confirmDialog("Delete this video?", `${shorten(video.prompt, 80)}: ${deletionWarning([video])}`, "Delete"))) return;
+    const epoch = state.epoch;
+    state.deleting.add(id);
+    updateCard(video);
+    try {
+      const answer = await api("DELETE", videoPath(id));
+      if (epoch !== state.epoch) return;
+      removeFromView([id]);
+      // 202: gone from every view already; R2 refused just now and the sweep removes the file.
+      toast("success", answer && answer.outcome === "deleting" ? `Deleted ${name}: its stored file is removed in the background.` : `Deleted ${name}.`);
+      loadUsage();
+    } catch (error) {
+      if (epoch !== state.epoch || error.status === 401) return;
+      if (error.status === 404) {
+        removeFromView([id]);
+        toast("info", `${name} was no longer in your library.`);
+        loadUsage();
+        return;
+      }
+      toast("error", `Could not delete ${name}: ${deleteReason(error.code, error.message)}.`);
+      // A save another tab started shows on the card.
+      if (error.code === "save_in_progress") await refreshVideos([id]);
+    } finally {
+      if (epoch === state.epoch) {
+        state.deleting.delete(id);
+        const now = state.videos.get(id);
+        if (now) updateCard(now);
+      }
+      schedulePoll();
+    }
+  }
+
+  ui.deleteSelected.addEventListener("click", async () => {
+    const ids = [...state.selected].filter((id) => state.videos.has(id));
+    if (!ids.length) return;
+    const videos = ids.map((id) => state.videos.get(id));
+    const what = ids.length === 1 ? "this video" : `${ids.length} videos`;
+    if (!(await confirmDialog(`Delete ${what}?`, deletionWarning(videos), ids.length === 1 ? "Delete" : `Delete ${ids.length}`))) return;
+    const epoch = state.epoch;
+    const label = "Delete selected";
+    state.bulkBusy = true;
+    for (const id of ids) state.deleting.add(id);
+    for (const video of videos) updateCard(video);
+    renderSelection();
+    const results = [];
+    let failure = null;
+    try {
+      for (let start = 0; start < ids.length; start += BULK_MAX) {
+        const answer = await api("POST", "/api/video/delete", { video_ids: ids.slice(start, start + BULK_MAX) });
+        if (epoch !== state.epoch) return;
+        results.push(...(answer.results || []));
+      }
+    } catch (error) {
+      failure = error;
+    } finally {
+      if (epoch === state.epoch) {
+        state.bulkBusy = false;
+        for (const id of ids) state.deleting.delete(id);
+      }
+    }
+    if (epoch !== state.epoch) return;
+    // 200 deleted, 202 being deleted (gone from view), 404 gone already: none of them is in the library any more.
+    const gone = results.filter((r) => [200, 202, 404].includes(r.status)).map((r) => r.video_id);
+    const refused = results.filter((r) => ![200, 202, 404].includes(r.status));
+    for (const id of ids) state.selected.delete(id);
+    removeFromView(gone);
+    for (const id of ids) if (state.videos.has(id)) updateCard(state.videos.get(id));
+    renderSelection();
+    const parts = [];
+    if (gone.length) parts.push(`${plural(gone.length, "video")} deleted`);
+    if (refused.length) {
+      const counts = new Map();
+      for (const result of refused) {
+        const words = deleteReason(result.error?.code, result.error?.message);
+        counts.set(words, (counts.get(words) || 0) + 1);
+      }
+      const why = [...counts].map(([words, count]) => (count > 1 ? `${words} (${count})` : words)).join("; ");
+      parts.push(`${refused.length} not deleted: ${why}`);
+    }
+    if (failure) {
+      if (failure.status === 401) return;
+      const done = parts.length ? ` (before that: ${parts.join(", ")})` : "";
+      toast("error", `${label}: the request failed: ${failure.message}${done}.`, label);
+    } else {
+      toast(refused.length ? "error" : "success", `${label}: ${parts.join(", ")}.`, label);
+    }
+    if (gone.length) loadUsage();
+    await refreshVideos(refused.filter((r) => r.error?.code === "save_in_progress").map((r) => r.video_id));
+    schedulePoll();
+  });
+
+  // -- expiry: asking the provider about the previews shown whose expiry is near or past ---------------------------
+
+  // A preview worth asking about: still savable, due within EXPIRING_SOON_MS (or past), or whose file failed to
+  // play; and not asked about (by this page, or found there by anyone) within CHECK_COOLDOWN_MS.
+  function wantsCheck(video, now) {
+    if (video.status !== "completed" || video.preview_expired || saveStateOf(video) === "saved" || saveInProgress(video)) return false;
+    const asked = Math.max(state.checkedAt.get(video.video_id) || 0, dateOf(video.preview_checked_at)?.getTime() || 0);
+    if (now - asked < CHECK_COOLDOWN_MS) return false;
+    if (state.suspects.has(video.video_id)) return true;
+    const expires = dateOf(video.preview_expires_at);
+    return Boolean(expires) && expires.getTime() - now <= EXPIRING_SOON_MS;
+  }
+
+  // One request at a time, at most CHECK_MAX previews each; what is found gone turns its card "expired".
+  async function checkPreviews() {
+    if (state.checking || !state.token) return;
+    const epoch = state.epoch;
+    const now = Date.now();
+    const ids = [...state.videos.values()].filter((video) => wantsCheck(video, now)).slice(0, CHECK_MAX).map((video) => video.video_id);
+    for (const id of state.suspects) if (!ids.includes(id)) state.suspects.delete(id); // asked lately: the answer stands
+    if (!ids.length) return;
+    state.checking = true;
+    for (const id of ids) {
+      state.checkedAt.set(id, now);
+      state.suspects.delete(id);
+    }
+    let answer = null;
+    try {
+      answer = await api("POST", "/api/video/check-previews", { video_ids: ids });
+    } catch {
+      // No answer: the cards keep their estimate; they are asked about again after the cooldown.
+      for (const id of ids) tellPlayer(id, false);
+    } finally {
+      state.checking = false;
+    }
+    if (epoch !== state.epoch) return;
+    if (answer) await applyChecks(answer.results || []);
+    // More previews due than one request takes, or a file that failed to play meanwhile: the next request.
+    if (epoch === state.epoch && [...state.videos.values()].some((video) => wantsCheck(video, Date.now()))) checkPreviews();
+  }
+
+  async function applyChecks(results) {
+    const expired = results.filter((r) => r.preview === "expired" && state.videos.has(r.video_id)).map((r) => r.video_id);
+    const newlyExpired = expired.filter((id) => !state.videos.get(id).preview_expired);
+    const firstPrompt = newlyExpired.length ? state.videos.get(newlyExpired[0]).prompt : null;
+    for (const result of results) {
+      const video = state.videos.get(result.video_id);
+      if (result.preview === "available" && video) state.videos.set(result.video_id, { ...video, preview_checked_at: result.checked_at });
+      if (result.preview === "available" || result.preview === "unknown") tellPlayer(result.video_id, false);
+    }
+    removeFromView(results.filter((r) => r.status === 404).map((r) => r.video_id));
+    // The views of the gone ones carry what the record now says (no URLs to play, no Save).
+    await refreshVideos(newlyExpired);
+    for (const id of expired) tellPlayer(id, true);
+    if (newlyExpired.length === 1) {
+      toast("info", `The preview of “${shorten(firstPrompt, 40)}” has expired at the provider: it can no longer be saved.`);
+    } else if (newlyExpired.length > 1) {
+      toast("info", `${plural(newlyExpired.length, "preview")} expired at the provider: they can no longer be saved.`);
+    }
+  }
+
+  // -- navigation: filter, sort, search --------------------------------------------------------------------------
+
+  // Show the listing's parameters in the controls (a sort the filter cannot take falls back to newest).
+  function setNav(nav) {
+    const show = SHOW_VALUES.includes(nav.show) ? nav.show : "all";
+    let sort = SORT_VALUES.includes(nav.sort) ? nav.sort : "newest";
+    if (sort === "largest" && !LARGEST_SHOWS.includes(show)) sort = "newest";
+    state.nav = { show, sort, q: String(nav.q || "").trim() };
+    for (const radio of ui.filters) radio.checked = radio.value === show;
+    const largest = ui.sort.querySelector('option[value="largest"]');
+    largest.disabled = !LARGEST_SHOWS.includes(show);
+    largest.textContent = largest.disabled ? "Largest (saved videos only)" : "Largest";
+    ui.sort.value = sort;
+    if (ui.search.value.trim() !== state.nav.q) ui.search.value = state.nav.q;
+  }
+
+  function navigate(change) {
+    const before = JSON.stringify(state.nav);
+    setNav({ ...state.nav, ...change });
+    if (JSON.stringify(state.nav) !== before) loadList();
+  }
+
+  for (const radio of ui.filters) radio.addEventListener("change", () => radio.checked && navigate({ show: radio.value }));
+  ui.sort.addEventListener("change", () => navigate({ sort: ui.sort.value }));
+
+  // The search asks once the typing pauses, not at every key.
+  let searchTimer = null;
+  ui.search.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => navigate({ q: ui.search.value }), SEARCH_DEBOUNCE_MS);
+  });
+  ui.search.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
+    clearTimeout(searchTimer);
+    navigate({ q: ui.search.value });
+  });
+
+  // -- campaigns: the picker lists the caller's campaigns; a new one is typed in -----------------------------------
+
+  async function loadCampaigns() {
+    const token = state.token; // the campaigns are the user's, whichever campaign is shown meanwhile
+    const found = [];
+    try {
+      let cursor = null;
+      for (let page = 0; page < CAMPAIGN_PAGES; page += 1) {
+        const answer = await api("GET", `/api/video/campaigns?${query({ limit: 100, cursor })}`);
+        if (token !== state.token) return;
+        found.push(...answer.items);
+        cursor = answer.next_cursor;
+        if (!cursor) break;
+      }
+    } catch (error) {
+      if (token === state.token && error.status !== 401) {
+        toast("error", `Could not list your campaigns: ${error.message}.`, "campaigns");
+      }
+      return;
+    }
+    state.campaigns = found;
+    renderCampaigns();
+  }
+
+  // The usage counters were read again: the picker's count for that campaign follows.
+  function noteCampaignCounts(campaignId, savedVideos) {
+    const known = state.campaigns.find((c) => c.campaign_id === campaignId);
+    if (!known || known.saved_videos === savedVideos) return;
+    known.saved_videos = savedVideos;
+    renderCampaigns();
+  }
+
+  // One option per campaign ("42 · 3 saved"), the current one even before its first video, then "New campaign…".
+  function renderCampaigns() {
+    const listed = state.campaigns.map((c) => c.campaign_id);
+    const ids = listed.includes(state.campaign) ? listed : [...listed, state.campaign].sort();
+    const options = ids.map((id) => {
+      const known = state.campaigns.find((c) => c.campaign_id === id);
+      const label = !known ? `${id} (no videos yet)` : known.saved_videos ? `${id} · ${known.saved_videos} saved` : id;
+      return el("option", { value: id }, label);
+    });
+    options.push(el("option", { value: "" }, "New campaign…"));
+    ui.campaign.replaceChildren(...options);
+    ui.campaign.value = state.campaign;
+  }
+
+  function showCampaign(id) {
+    ui.newCampaignForm.hidden = true;
+    if (id === state.campaign) {
+      ui.campaign.value = id;
+      return;
+    }
+    state.campaign = id;
+    sessionStorage.setItem(STORAGE.campaign, id);
+    forgetVideos();
+    clearToasts();
+    renderCampaigns();
+    loadList();
+    loadUsage();
+  }
+
+  ui.campaign.addEventListener("change", () => {
+    if (ui.campaign.value) {
+      showCampaign(ui.campaign.value);
+      return;
+    }
+    ui.newCampaignForm.hidden = false;
+    ui.newCampaign.value = "";
+    ui.newCampaign.focus();
+  });
+
+  ui.newCampaignForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    showCampaign(ui.newCampaign.value.trim());
+    // A new campaign is for generating into: the form is next.
+    ui.generatePanel.open = true;
+    ui.generateForm.elements.prompt.focus();
+  });
+
+  ui.newCampaignCancel.addEventListener("click", () => {
+    ui.newCampaignForm.hidden = true;
+    ui.campaign.value = state.campaign;
+    ui.campaign.focus();
+  });
+
   // -- playing ----------------------------------------------------------------------------------------------------
 
   function play(id) {
     const video = state.videos.get(id);
     if (!video || !video.video_url) return;
+    state.playing = id;
     ui.playerTitle.textContent = shorten(video.prompt, 80);
     ui.playerError.hidden = true;
     ui.playerVideo.hidden = false;
@@ -1090,15 +1632,32 @@
     ui.playerVideo.play().catch(() => {}); // autoplay may be refused; the controls are there
   }
 
-  // A file that cannot be played (gone at the provider, not a video) says so instead of showing a black box.
+  // A file that cannot be played (gone at the provider, not a video) says so instead of showing a black box; a
+  // preview's file that does not load may be gone: the provider is asked (check-previews), and the card follows.
   ui.playerVideo.addEventListener("error", () => {
     if (!ui.playerVideo.getAttribute("src")) return;
     ui.playerVideo.hidden = true;
-    ui.playerError.textContent = "This video cannot be played: its file could not be loaded.";
+    const video = state.videos.get(state.playing);
+    if (video) state.suspects.add(video.video_id);
+    const asking = Boolean(video) && wantsCheck(video, Date.now());
+    if (video && !asking) state.suspects.delete(video.video_id);
+    ui.playerError.textContent = asking
+      ? "This video cannot be played: its file could not be loaded. Asking the provider whether it still has it…"
+      : "This video cannot be played: its file could not be loaded.";
     ui.playerError.hidden = false;
+    if (asking) checkPreviews();
   });
 
+  // What the provider said about the preview in the player, once the check has answered.
+  function tellPlayer(id, expired) {
+    if (!ui.player.open || state.playing !== id || ui.playerError.hidden) return;
+    ui.playerError.textContent = expired
+      ? "This preview has expired: the provider no longer has its file, so it can no longer be played or saved."
+      : "This video cannot be played: its file could not be loaded, although the provider still lists it. Try again later.";
+  }
+
   ui.player.addEventListener("close", () => {
+    state.playing = null;
     ui.playerVideo.pause();
     ui.playerVideo.removeAttribute("src");
     ui.playerVideo.load();
@@ -1123,8 +1682,17 @@
         options: {},
       });
       if (epoch !== state.epoch) return;
-      state.videos = new Map([[video.video_id, video], ...state.videos]);
-      renderList();
+      // Its first video makes a campaign typed in as new one of the caller's.
+      if (!state.campaigns.some((c) => c.campaign_id === video.campaign_id)) loadCampaigns();
+      const { show, sort, q } = state.nav;
+      if (["all", "unsaved"].includes(show) && sort === "newest" && !q) {
+        state.videos = new Map([[video.video_id, video], ...state.videos]);
+        renderList();
+      } else {
+        // The new video would not be in this view: back to all videos, newest first, where it is the first card.
+        setNav({ show: "all", sort: "newest", q: "" });
+        loadList({ first: video });
+      }
       if (form.prompt.value === prompt) form.prompt.value = ""; // unless the user is already typing the next one
       toast("info", "Video requested: its card below updates itself when it is ready.");
     } catch (error) {
@@ -1135,19 +1703,10 @@
     }
   });
 
-  ui.campaignForm.addEventListener("submit", (event) => {
-    event.preventDefault();
-    state.campaign = ui.campaignId.value.trim();
-    sessionStorage.setItem(STORAGE.campaign, state.campaign);
-    forgetVideos();
-    clearToasts();
-    loadList();
-    loadUsage();
-  });
-
   ui.refresh.addEventListener("click", () => {
     loadList();
     loadUsage();
+    loadCampaigns();
   });
   ui.loadMore.addEventListener("click", () => loadList({ more: true }));
 

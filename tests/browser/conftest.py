@@ -75,7 +75,8 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 @pytest.fixture
 def context(browser: Browser, request: pytest.FixtureRequest, artifacts: Path) -> Iterator[BrowserContext]:
     """A fresh browser profile per test (its own sessionStorage), traced; the trace is kept if the test fails."""
-    fresh = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    # A fixed time zone: what a card says about a date ("Expires today") does not depend on the machine's.
+    fresh = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US", timezone_id="UTC")
     fresh.set_default_timeout(TIMEOUT_MS)
     fresh.tracing.start(screenshots=True, snapshots=True)
     yield fresh

@@ -8,8 +8,10 @@ deadline); nothing measures how long anything took.
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
@@ -19,6 +21,7 @@ from video_library import db
 
 # Generous: the machine is shared; a slow run must not fail a test that would pass.
 SERVER_WAIT_S = 90.0
+MINUTE = timedelta(minutes=1)
 
 
 def sign_in(page: Page, stack: RunningStack, user: str) -> None:
@@ -133,8 +136,69 @@ def task_id_of(stack: RunningStack, monkeypatch: pytest.MonkeyPatch, video_id: s
 
 
 def fake_piapi(stack: RunningStack, control: str, task_id: str, body: dict[str, Any] | None = None) -> None:
-    """``expire``, ``unexpire`` or ``flaky`` (``{"failures": N}``): see devtools/fake_piapi.py."""
+    """``expire``, ``unexpire`` or ``flaky`` (``{"failures": N, "status": 503}``): see devtools/fake_piapi.py."""
     httpx.post(f"{stack.piapi_url}/_fake/{control}/{task_id}", json=body or {}, timeout=30).raise_for_status()
+
+
+def expire_at_piapi(stack: RunningStack, monkeypatch: pytest.MonkeyPatch, video_id: str) -> None:
+    """PiAPI deletes the video's files (its video and thumbnail answer 404 from then on)."""
+    fake_piapi(stack, "expire", task_id_of(stack, monkeypatch, video_id))
+
+
+def backdate(stack: RunningStack, monkeypatch: pytest.MonkeyPatch, video_id: str, completed_at: datetime) -> None:
+    """Make a video as old as if it had completed at ``completed_at`` (created a minute before): a preview's expiry
+    follows from these times, and no test can wait days for it."""
+    read_its_table(stack, monkeypatch)
+    record = db.get_video(video_id, consistent=True)
+    assert record is not None
+    table = type(record)
+    record.update(actions=[table.completed_at.set(completed_at), table.created_at.set(completed_at - MINUTE)])
+
+
+def queue_save_for_no_worker(stack: RunningStack, monkeypatch: pytest.MonkeyPatch, video_id: str, user: str) -> None:
+    """Mark a save of the video queued, as the save route does, without sending the worker a message: the save
+    stays queued for as long as a test needs (the sweep sends a stalled one again only after 20 minutes)."""
+    read_its_table(stack, monkeypatch)
+    assert db.queue_save(video_id, user, db.utcnow())
+
+
+def add_plain_videos(stack: RunningStack, monkeypatch: pytest.MonkeyPatch, user: str, prompts: list[str]) -> None:
+    """Write completed videos straight into the stack's table (many at once, newer than any made so far): a big
+    library without generating it. They have no files: their cards have no picture and nothing to play."""
+    read_its_table(stack, monkeypatch)
+    table = db.bind()
+    now = db.utcnow()
+    with table.batch_write() as batch:
+        for position, prompt in enumerate(prompts):
+            video_id = db.new_video_id()
+            at = now + timedelta(milliseconds=position)
+            batch.save(
+                table(
+                    video_id,
+                    user_id=user,
+                    campaign_id="42",
+                    user_campaign=db.user_campaign_key(user, "42"),
+                    prompt=prompt,
+                    prompt_search=db.searchable(prompt),
+                    status="completed",
+                    saved_to_r2=False,
+                    created_at=at,
+                    updated_at=at,
+                    completed_at=at,
+                    purge_shard=db.purge_shard_of(video_id),
+                )
+            )
+
+
+def bucket_keys(stack: RunningStack, video_id: str) -> list[str]:
+    """The keys of the stack's bucket (R2) that belong to this video: its video and its thumbnail once saved."""
+    s3 = boto3.client(
+        "s3", endpoint_url=stack.aws_url, region_name="us-east-1", aws_access_key_id="l", aws_secret_access_key="l"
+    )
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket="video-library", Prefix="campaigns/"):
+        keys += [item["Key"] for item in page.get("Contents", []) if video_id in item["Key"]]
+    return sorted(keys)
 
 
 def show_videos(page: Page) -> None:

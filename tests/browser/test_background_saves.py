@@ -1,6 +1,6 @@
 """Saves in the background, as a user sees them on the library page: queued → saving with a progress bar →
 "✓ Saved to Library"; a failure with its reason and a Retry; a retry under way (and no polling while the tab is
-hidden); Save all ready; Save selected.
+hidden); Save all ready; Save selected. (A save that finds the provider's file gone: test_expiry.py.)
 
 Each test is its own user, so the tests share one stack without seeing each other's videos. Expectations wait
 for states; nothing measures how long a save took.
@@ -139,18 +139,20 @@ def test_a_failed_save_says_why_and_retry_saves_it(
     expect(play).to_be_visible()
     screenshot("first-frame", show=card)
 
-    # AND the provider has deleted its file since
+    # AND the provider will refuse its next download (401: not a passing failure, so the save does not retry)
     task_id = task_id_of(stack, monkeypatch, video_id)
-    fake_piapi(stack, "expire", task_id)
+    fake_piapi(stack, "flaky", task_id, {"failures": 1, "status": 401})
 
     # WHEN the user saves it
     card.get_by_role("button", name="Save to Library").click()
 
     # THEN the card says why in words, with the provider's answer, and offers a Retry; an error toast says it too
-    expect(save_line_of(card)).to_have_text("Not saved: the provider no longer has the file.", timeout=SERVER_WAIT_MS)
-    expect(card.locator(".save-detail")).to_have_text("The provider no longer has this file (HTTP 404)")
+    expect(save_line_of(card)).to_have_text(
+        "Not saved: the provider refused to hand over the file.", timeout=SERVER_WAIT_MS
+    )
+    expect(card.locator(".save-detail")).to_have_text("The provider refused the file (HTTP 401)")
     alert = page.locator("#toast-alert")
-    expect(alert).to_contain_text(f"Could not save “{prompt}”: the provider no longer has the file.")
+    expect(alert).to_contain_text(f"Could not save “{prompt}”: the provider refused to hand over the file.")
     expect(saved_mark_of(card)).to_have_count(0)
     expect(usage_line(page)).to_have_text("Storage: no saved videos in campaign 42 yet.")
     assert api.video(video_id)["save_state"] == "failed"
@@ -160,11 +162,10 @@ def test_a_failed_save_says_why_and_retry_saves_it(
     alert.get_by_role("button", name="Dismiss").click()
     expect(alert.locator(".toast")).to_have_count(0)
     page.reload()
-    expect(save_line_of(card)).to_have_text("Not saved: the provider no longer has the file.")
+    expect(save_line_of(card)).to_have_text("Not saved: the provider refused to hand over the file.")
     expect(toasts(page)).to_have_count(0)
 
-    # WHEN the file is back at the provider and the user presses Retry (from the keyboard)
-    fake_piapi(stack, "unexpire", task_id)
+    # WHEN the user presses Retry (from the keyboard), the provider handing the file over again
     card.get_by_role("button", name="Retry").focus()
     page.keyboard.press("Enter")
 
@@ -272,7 +273,7 @@ def test_save_all_ready_saves_the_campaign_with_one_summary_toast(
     expect(summary).to_have_text(re.compile(r"Save all ready: 3 videos saved to library\."))
     expect(toasts(page)).to_have_count(1)
     expect(usage_line(page)).to_contain_text("4 saved videos")
-    expect(card_of(page, "please fail here").get_by_role("button")).to_have_count(0)
+    expect(card_of(page, "please fail here").get_by_role("button")).to_have_text(["Delete"])
     for video_id in ready_ids:
         assert api.video(video_id)["save_state"] == "saved"
     screenshot("saved", show=card_of(page, ready[0]))

@@ -51,8 +51,11 @@ def test_generate_watch_play_and_save_to_library(page: Page, stack: RunningStack
     thumbnail = card.locator("img")
     expect(thumbnail).to_have_attribute("src", re.compile(f"^{re.escape(stack.piapi_url)}/files/"))
     page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=thumbnail.element_handle())
-    download = card.get_by_role("link", name="Download")
-    provider_file = download.get_attribute("href")
+    # A preview's file is on the provider's origin, where a browser opens it rather than downloads it: "Open"
+    opener = card.get_by_role("link", name="Open")
+    expect(opener).to_have_attribute("target", "_blank")
+    expect(card.get_by_role("link", name="Download")).to_have_count(0)
+    provider_file = opener.get_attribute("href")
     assert provider_file is not None and provider_file.startswith(f"{stack.piapi_url}/files/")
     assert "watermark" not in provider_file  # the raw (unwatermarked) file, Kling's resource_without_watermark
     save = card.get_by_role("button", name="Save to Library")
@@ -73,7 +76,10 @@ def test_generate_watch_play_and_save_to_library(page: Page, stack: RunningStack
     expect(usage_line(page)).to_have_text(
         re.compile(r"^Storage: 1 saved video, [\d.]+ kB, under \$0\.01 a month \(at \$[\d.]+ per GB-month\)\.$")
     )
+    download = card.get_by_role("link", name="Download")
     expect(download).to_have_attribute("href", re.compile(f"^{re.escape(stack.aws_url)}/video-library/campaigns/42/"))
+    expect(download).to_have_attribute("download", "a-paper-boat-drifting-down-a-rainy-street.mp4")
+    expect(card.get_by_role("link", name="Open")).to_have_count(0)
     copy = httpx.get(download.get_attribute("href") or "", timeout=30)
     assert copy.status_code == 200 and copy.content == httpx.get(provider_file, timeout=30).content
     # The facts read from the file's own header on the way: its size, resolution and duration
@@ -119,8 +125,9 @@ def test_pasted_token_campaigns_failed_videos_and_sign_out(
     page.get_by_label("Access token").fill(mint("carol"))
     page.get_by_role("button", name="Use this token").click()
     expect(signed_in_line(page)).to_have_text("Signed in as carol")
-    page.get_by_label("Campaign", exact=True).fill("spring-launch")
-    page.get_by_role("button", name="Show", exact=True).click()
+    page.get_by_label("Campaign", exact=True).select_option(label="New campaign…")
+    page.get_by_label("New campaign id").fill("spring-launch")
+    page.get_by_role("button", name="Use", exact=True).click()
     expect(page.locator("#list-status")).to_have_text("No videos in campaign spring-launch yet: generate one above.")
 
     # WHEN the API refuses a request, the toast says why, field by field
@@ -137,13 +144,17 @@ def test_pasted_token_campaigns_failed_videos_and_sign_out(
     # THEN the card says so in words, with the reason, and offers nothing to save or play
     expect(status_of(card)).to_have_text("Failed")
     expect(card).to_contain_text("Generation failed: task failed: the fake PiAPI was asked to fail.")
-    expect(card.get_by_role("button")).to_have_count(0)  # nothing to play or save
+    expect(card.get_by_role("button")).to_have_text(["Delete"])  # nothing to play or save
     expect(card.locator(".facts")).to_contain_text("ProviderLuma")
     screenshot("failed", show=card)
 
-    # AND campaign 42 does not list it; the campaign survives a reload
-    page.get_by_label("Campaign", exact=True).fill("42")
-    page.get_by_role("button", name="Show", exact=True).click()
+    # AND the picker now lists the campaign; campaign 42 (empty, so typed again) does not list the video; the
+    # campaign survives a reload
+    picker = page.get_by_label("Campaign", exact=True)
+    expect(picker.locator("option")).to_have_text(["spring-launch", "New campaign…"])
+    picker.select_option(label="New campaign…")
+    page.get_by_label("New campaign id").fill("42")
+    page.get_by_label("New campaign id").press("Enter")
     expect(page.locator("#list-status")).to_have_text("No videos in campaign 42 yet: generate one above.")
     expect(card).to_have_count(0)
     page.reload()
