@@ -87,8 +87,15 @@ def running_stack_environment(config: StackConfig) -> dict[str, str] | None:
         aws_secret_access_key="local",  # noqa: S106 (moto accepts any key)
     )
     queue_url = sqs.get_queue_url(QueueName=DEV_SAVE_QUEUE)["QueueUrl"]
+    # The running stack's webhook secret is the one `make dev` was given (PIAPI_WEBHOOK_SECRET, read the same way):
+    # a video generated here is delivered back to that stack with it.
     return local_environment(
-        aws_url=aws_url, piapi_url=piapi_url, gateway_url=gateway, save_queue_url=queue_url, host=config.host
+        aws_url=aws_url,
+        piapi_url=piapi_url,
+        gateway_url=gateway,
+        save_queue_url=queue_url,
+        host=config.host,
+        webhook_secret=config.webhook_secret,
     )
 
 

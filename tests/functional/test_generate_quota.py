@@ -27,6 +27,7 @@ from devtools.local_aws import LocalAws
 from functions.library_api.handler import handler
 from video_library import db, piapi_client, quota
 from video_library.errors import QuotaExceeded
+from video_library.listing import Listing, list_videos
 from video_library.settings import get_settings
 
 API_KEY = "quota-test-key"
@@ -51,7 +52,7 @@ def generate(user: str, **body: Any) -> tuple[int, dict[str, str], dict[str, Any
 
 
 def stored_videos(user: str) -> int:
-    return len(db.user_videos(user, limit=100)[0])
+    return len(list_videos(Listing(user_id=user, limit=100))[0])
 
 
 @pytest.fixture

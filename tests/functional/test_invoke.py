@@ -23,7 +23,7 @@ from devtools import make_events
 from devtools.invoke import InvokeError, embedded_stack, invoke, load_event
 from devtools.local_jwt import mint
 from tests.conftest import ROOT
-from tests.stack_process import free_port, read_its_table, running_stack
+from tests.stack_process import STACK_WEBHOOK_SECRET, free_port, read_its_table, running_stack
 from video_library import db
 
 SAMPLES = sorted(path.name for path in make_events.EVENTS.glob("*.json"))
@@ -119,6 +119,8 @@ def make_invoke(
         "PORT": str(port),
         "LOCAL_AWS_PORT": str(aws_port or port + 1),
         "FAKE_PIAPI_PORT": str(piapi_port or port + 2),
+        # as whoever started the stack would: `make invoke` takes the same PIAPI_WEBHOOK_SECRET as `make dev`
+        "PIAPI_WEBHOOK_SECRET": STACK_WEBHOOK_SECRET,
     }
     # The project's own make target, with this test's arguments.
     return subprocess.run(  # noqa: S603
@@ -163,7 +165,7 @@ def test_make_invoke_acts_on_the_running_stack(monkeypatch: pytest.MonkeyPatch) 
         assert "against the running stack" in done.stderr
         video_id = json.loads(json.loads(done.stdout)["body"])["video_id"]
         # THEN the video is in that stack's table, and its fake PiAPI completes it through that stack's webhook
-        # (the sample's webhook secret is the local stack's)
+        # (with the webhook secret that stack was started with)
         read_its_table(stack, monkeypatch)
         deadline = time.monotonic() + 30
         record = db.get_video(video_id, consistent=True)

@@ -198,7 +198,7 @@ def test_cors_true_means_what_osls_deploys(tmp_path: Path) -> None:
 
     assert cors is not None
     assert cors.allowed_origins == ("*",) and cors.allowed_headers == DEFAULT_CORS_HEADERS
-    assert cors.allowed_methods == ("OPTIONS", "GET", "POST")  # OPTIONS and every routed method
+    assert cors.allowed_methods == ("OPTIONS", "DELETE", "GET", "POST")  # OPTIONS and every routed method
     assert cors.preflight({"origin": "https://any.example"}).headers["access-control-allow-origin"] == "*"
 
 
