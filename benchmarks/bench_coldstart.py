@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HANDLERS = ("piapi_webhook", "save_to_library", "purge", "library_api", "reconcile")
+HANDLERS = ("piapi_webhook", "save_to_library", "save_worker", "purge", "sweep", "library_api", "reconcile")
 BASELINE = "boto3"
 OWN_PACKAGES = ("functions", "video_library")
 

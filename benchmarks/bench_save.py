@@ -80,6 +80,7 @@ class Run:
     size_mib: int
     seconds: float
     peak_rss_mib: float
+    cpu_seconds: float  # user + system of the copy (rclone: its whole process): what the CPU share limits
 
     @property
     def mib_per_s(self) -> float:
@@ -92,16 +93,19 @@ class Run:
 
 def measure(
     command: list[str], env: dict[str, str], share: LambdaShare | None, result_file: Path | None
-) -> tuple[float, float]:
-    """The run's own time (rclone: its wall time) and its peak RSS (MiB), confined to ``share``."""
+) -> tuple[float, float, float]:
+    """The run's own time (rclone: its wall time), its peak RSS (MiB) and its CPU time, confined to ``share``."""
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, env=env, preexec_fn=share.enter if share else None)
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{command[:4]} failed with {os.waitstatus_to_exitcode(status)}")
-    own = json.loads(result_file.read_text())["seconds"] if result_file else elapsed
-    return own, usage.ru_maxrss / 1024
+    cpu = usage.ru_utime + usage.ru_stime
+    if result_file:  # the save's own copy, as on a warm Lambda (Python's start-up and imports are not in it)
+        own = json.loads(result_file.read_text())
+        return own["seconds"], usage.ru_maxrss / 1024, own.get("cpu_seconds", cpu)
+    return elapsed, usage.ru_maxrss / 1024, cpu
 
 
 def main() -> None:
@@ -200,6 +204,7 @@ def main() -> None:
                         print(
                             f"{protocol:>5} {memory_mb:>5} MB {size_mib:>5} MiB {method:>16}: {best.seconds:7.2f} s"
                             f" {best.mib_per_s:6.1f} MiB/s {best.peak_rss_mib:6.1f} MiB peak"
+                            f" {best.cpu_seconds:6.2f} s CPU"
                             f" ${best.usd_per_gib:.6f}/GiB",
                             flush=True,
                         )
@@ -238,18 +243,18 @@ def one_run(
             command += ["--s3-upload-cutoff=0"] if method == "rclone-multipart" else []
             # rclone refuses this machine's AWS_CA_BUNDLE (see TRAPS.md); it is given the certificate itself.
             child_env = {k: v for k, v in env.items() if k not in ("AWS_CA_BUNDLE", "SSL_CERT_FILE")}
-            seconds, rss = measure(command, child_env, share, None)
+            seconds, rss, cpu = measure(command, child_env, share, None)
         else:
             result = workdir / f"{method}.json"
             command = [sys.executable, "-m", "benchmarks.save_worker", "copy", url, str(result)]
-            seconds, rss = measure(command, env, share, result)
-    return Run(method, protocol, memory_mb, size_mib, seconds, rss)
+            seconds, rss, cpu = measure(command, env, share, result)
+    return Run(method, protocol, memory_mb, size_mib, seconds, rss, cpu)
 
 
 def report(runs: list[Run], requests: list[tuple[str, float, float]]) -> str:
     lines = [
-        "| protocol | Lambda size | file | way | seconds | MiB/s | peak RSS | US$ per GiB | vs rclone |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| protocol | Lambda size | file | way | seconds | MiB/s | peak RSS | CPU s | US$ per GiB | vs rclone |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         rclone = next(
@@ -266,7 +271,7 @@ def report(runs: list[Run], requests: list[tuple[str, float, float]]) -> str:
         way = {"save": "**save**", "rclone": "`rclone copyurl`"}.get(run.method, "`rclone copyurl`, multipart")
         lines.append(
             f"| {run.protocol} | {run.memory_mb} MB | {label} | {way} | {run.seconds:.2f} | {run.mib_per_s:.1f} "
-            f"| {run.peak_rss_mib:.0f} MiB | {run.usd_per_gib:.6f} | {ratio} |"
+            f"| {run.peak_rss_mib:.0f} MiB | {run.cpu_seconds:.2f} | {run.usd_per_gib:.6f} | {ratio} |"
         )
     for where, median, worst in requests:
         lines.append(f"\nSave request's answer at {where}: median {median * 1000:.0f} ms, max {worst * 1000:.0f} ms")
