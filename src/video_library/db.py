@@ -821,6 +821,20 @@ def _throttled(exc: DeleteError | UpdateError, what: str) -> Throttled | None:
     return None
 
 
+def _delete_if(video_id: str, condition: Condition) -> bool:
+    """One conditional DeleteItem; False when the condition does not hold, :class:`Throttled` when DynamoDB
+    still throttles it after botocore's retries (anything else raises)."""
+    try:
+        bind()(video_id).delete(condition=condition)
+    except DeleteError as exc:
+        if exc.cause_response_code == CONDITION_FAILED:
+            return False
+        if (throttled := _throttled(exc, f"deleting video {video_id}")) is not None:
+            raise throttled from exc
+        raise
+    return True
+
+
 def expired_unsaved(
     shard: str, cutoff: datetime, *, page_size: int, start_after: dict[str, Any] | None = None
 ) -> tuple[list[VideoRecord], dict[str, Any] | None]:
@@ -859,15 +873,7 @@ def delete_if_never_saved(video_id: str, now: datetime, condition: Condition | N
     )
     if condition is not None:
         full = full & condition
-    try:
-        table(video_id).delete(condition=full)
-    except DeleteError as exc:
-        if exc.cause_response_code == CONDITION_FAILED:
-            return False
-        if (throttled := _throttled(exc, f"deleting video {video_id}")) is not None:
-            raise throttled from exc
-        raise
-    return True
+    return _delete_if(video_id, full)
 
 
 def _owned_as(record: VideoRecord) -> Condition:
@@ -921,15 +927,7 @@ def finish_deletion(record: VideoRecord, lease_id: str) -> bool:
     condition = table.deleting_at.exists() & _lease_is(lease_id)
     if not record.saved_to_r2:
         condition = condition & (table.saved_to_r2 == False)  # noqa: E712
-        try:
-            table(record.video_id).delete(condition=condition)
-        except DeleteError as exc:
-            if exc.cause_response_code == CONDITION_FAILED:
-                return False
-            if (throttled := _throttled(exc, f"deleting video {record.video_id}")) is not None:
-                raise throttled from exc
-            raise
-        return True
+        return _delete_if(record.video_id, condition)
     stored = int(record.stored_bytes or 0)
     # Saved before the counters existed (no stored_bytes): never counted, so nothing to take off.
     counted = record.stored_bytes is not None
