@@ -11,13 +11,11 @@ request on its own thread and does not lock its tables, so two threads can both 
 from __future__ import annotations
 
 import io
-import ssl
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wsgi import get_input_stream
@@ -153,13 +151,6 @@ class LocalAws:
             s3.delete_bucket(Bucket=bucket)
         for queue in sqs.list_queues().get("QueueUrls", []):
             sqs.delete_queue(QueueUrl=queue)
-        with self._lock:
-            self.requests.clear()
-
-    def hard_reset(self) -> None:
-        """moto's own reset: every backend of every service back to nothing."""
-        verify: Any = ssl.create_default_context(cafile=self._tls[0]) if self._tls else True
-        httpx.post(f"{self.url}/moto-api/reset", verify=verify).raise_for_status()
         with self._lock:
             self.requests.clear()
 

@@ -31,6 +31,7 @@ from pynamodb.transactions import TransactWrite
 
 from video_library import quota, usage
 from video_library.cursor import BadCursor as BadCursor
+from video_library.dynamodb import CONDITION_FAILED, THROTTLING_ERRORS, point_at
 from video_library.errors import VideoLibraryError
 from video_library.media_info import MediaInfo
 from video_library.models import NewVideo, TaskProgress
@@ -38,9 +39,6 @@ from video_library.save_state import SaveState
 from video_library.settings import Settings, get_settings
 from video_library.status import VideoStatus
 
-CONDITION_FAILED = "ConditionalCheckFailedException"
-# What DynamoDB answers when it throttles a request (capacity, partition or account limits).
-THROTTLING_ERRORS = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
 # A transaction cancelled because another one (or a plain write) held one of its items at that moment, or throttled:
 # worth sending again. (Cancellation reasons, per item, in a TransactionCanceledException.)
 TRANSACTION_RETRY_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
@@ -277,10 +275,7 @@ def bind(settings: Settings | None = None) -> type[VideoRecord]:
     # botocore client costs ~0.1 s of CPU, and tests read the settings again all the time).
     where = (settings.videos_table, settings.usage_table, settings.aws_region, settings.dynamodb_endpoint_url)
     if _bound_to != where:
-        VideoRecord.Meta.table_name = settings.videos_table
-        VideoRecord.Meta.region = settings.aws_region
-        VideoRecord.Meta.host = settings.dynamodb_endpoint_url
-        VideoRecord._connection = None
+        point_at(VideoRecord, settings.videos_table, settings)
         usage.bind(settings)
         _transactions = None
         _bound_to = where

@@ -26,11 +26,11 @@ from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE
 from pynamodb.exceptions import UpdateError
 from pynamodb.models import Model
 
+from video_library.dynamodb import CONDITION_FAILED, point_at
 from video_library.errors import QuotaExceeded
 from video_library.observability import MetricUnit, logger, metrics
 from video_library.settings import Settings, get_settings
 
-CONDITION_FAILED = "ConditionalCheckFailedException"
 WINDOW = timedelta(hours=1)
 # Counters outlive their hour by a day: long enough to look at yesterday's, short enough to keep the table small.
 KEEP_FOR = timedelta(days=1)
@@ -67,10 +67,7 @@ def bind(settings: Settings | None = None) -> type[QuotaCounter]:
     settings = settings or get_settings()
     where = (settings.quotas_table, settings.aws_region, settings.dynamodb_endpoint_url)
     if _bound_to != where:
-        QuotaCounter.Meta.table_name = settings.quotas_table
-        QuotaCounter.Meta.region = settings.aws_region
-        QuotaCounter.Meta.host = settings.dynamodb_endpoint_url
-        QuotaCounter._connection = None
+        point_at(QuotaCounter, settings.quotas_table, settings)
         _bound_to = where
     return QuotaCounter
 

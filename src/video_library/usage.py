@@ -29,6 +29,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 
 from video_library.cursor import BadCursor, KeyType, decode_cursor, encode_cursor
+from video_library.dynamodb import point_at
 from video_library.settings import Settings
 
 USER_SCOPE = "all"
@@ -63,10 +64,7 @@ class UsageRecord(Model):
 
 def bind(settings: Settings) -> None:
     """Point the model at the configured table and endpoint (``db.bind`` calls this with the same settings)."""
-    UsageRecord.Meta.table_name = settings.usage_table
-    UsageRecord.Meta.region = settings.aws_region
-    UsageRecord.Meta.host = settings.dynamodb_endpoint_url
-    UsageRecord._connection = None
+    point_at(UsageRecord, settings.usage_table, settings)
 
 
 @dataclass(frozen=True)
